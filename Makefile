@@ -1,0 +1,130 @@
+# raftconf build.
+#
+#   make                 build bin/raftconf-server (and everything the tests need)
+#   make test            build and run every suite, then again under ASan+UBSan
+#   make test-fast       run every suite once, no sanitizer build
+#   make test-asan       only the sanitizer pass
+#   make sim SEEDS=N STEPS=M   a longer simulator campaign
+#   make fuzz            build the libFuzzer targets (clang), not run in CI
+#
+# BUILD=dir puts every object and binary under dir (default build/), so several builds
+# (plain, sanitizer, a helper's scratch build) never share object files.
+
+BUILD ?= build
+SAN ?= 0
+CC ?= cc
+OPT ?= -O2
+
+WARN := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes \
+        -Wimplicit-fallthrough -Werror
+CFLAGS := -std=c11 -D_GNU_SOURCE $(OPT) -g $(WARN) -Isrc -MMD -MP $(EXTRA_CFLAGS)
+LDFLAGS := $(EXTRA_LDFLAGS)
+ifeq ($(SAN),1)
+CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+LIBS := -levent -lleveldb -lxxhash -ljansson -lpcre2-8 -lm
+TEST_LIBS := -lcriterion -lhiredis
+
+RESP_SRC := $(wildcard src/resp/*.c)
+PST_SRC  := $(wildcard src/persist/*.c)
+RAFT_SRC := $(wildcard src/raft/*.c)
+NS_SRC   := $(wildcard src/ns/*.c)
+SVC_SRC  := $(filter-out src/main.c,$(wildcard src/*.c))
+
+obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
+RESP_OBJ := $(call obj,$(RESP_SRC))
+PST_OBJ  := $(call obj,$(PST_SRC)) $(BUILD)/src/rc.o
+RAFT_OBJ := $(call obj,$(RAFT_SRC))
+NS_OBJ   := $(call obj,$(NS_SRC))
+SVC_OBJ  := $(call obj,$(SVC_SRC))
+LIB_OBJ  := $(RESP_OBJ) $(PST_OBJ) $(RAFT_OBJ) $(NS_OBJ) $(SVC_OBJ)
+LIB_OBJ  := $(sort $(LIB_OBJ))
+
+SERVER := $(BUILD)/raftconf-server
+
+# Unit tests: tests/unit/test_<name>.c -> $(BUILD)/tests/test_<name>. Module suites link
+# only their module, so a half-written module elsewhere cannot break them.
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+# Integration tests drive the real binary: tests/integration/test_*.c
+ITEST_SRC := $(wildcard tests/integration/test_*.c)
+ITEST_BIN := $(patsubst tests/integration/%.c,$(BUILD)/itests/%,$(ITEST_SRC))
+ITEST_HELPER_SRC := $(wildcard tests/integration/helper*.c)
+ITEST_HELPER_OBJ := $(call obj,$(ITEST_HELPER_SRC))
+# The deterministic cluster simulator: tests/fault/sim/*.c -> $(BUILD)/raftsim
+SIM_SRC := $(wildcard tests/fault/sim/*.c)
+SIM_OBJ := $(call obj,$(SIM_SRC))
+SIM := $(BUILD)/raftsim
+
+.PHONY: all test test-fast test-asan sim fuzz clean check-purity
+
+all: $(SERVER) bin/raftconf-server $(UNIT_BIN) $(ITEST_BIN) $(if $(SIM_SRC),$(SIM))
+
+bin/raftconf-server: $(SERVER)
+	@mkdir -p bin
+	cp $< $@
+
+$(SERVER): $(BUILD)/src/main.o $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+# Which objects each unit suite links.
+define unit_objs
+$(if $(filter test_resp%,$(1)),$(RESP_OBJ),\
+$(if $(filter test_pst%,$(1)),$(PST_OBJ),\
+$(if $(filter test_raft%,$(1)),$(RAFT_OBJ),\
+$(if $(filter test_ns%,$(1)),$(NS_OBJ) $(PST_OBJ),\
+$(LIB_OBJ)))))
+endef
+
+.SECONDEXPANSION:
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $$(call unit_objs,$$*)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(TEST_LIBS)
+
+$(BUILD)/itests/%: $(BUILD)/tests/integration/%.o $(ITEST_HELPER_OBJ) $(BUILD)/src/rc.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(TEST_LIBS)
+
+$(SIM): $(SIM_OBJ) $(RAFT_OBJ) $(filter $(BUILD)/src/raft_wire.o,$(SVC_OBJ))
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+# src/raft and src/ns must not reach for clocks, randomness, sockets, files, threads,
+# libevent or LevelDB (see ../shared/STYLE.md).
+check-purity: $(RAFT_OBJ) $(NS_OBJ)
+	@scripts/check-purity.sh $(RAFT_OBJ) -- $(NS_OBJ)
+
+SEEDS ?= 1000
+STEPS ?= 2000
+sim: $(SIM)
+	$(SIM) --seeds $(SEEDS) --steps $(STEPS)
+
+test-fast: all check-purity
+	BUILD=$(BUILD) scripts/run-tests.sh
+
+test-asan:
+	$(MAKE) BUILD=build-asan SAN=1 OPT=-O1 all
+	BUILD=build-asan SAN=1 scripts/run-tests.sh
+
+test: test-fast test-asan
+
+fuzz:
+	$(MAKE) BUILD=build-fuzz CC=clang OPT=-O1 \
+	  EXTRA_CFLAGS="-fsanitize=fuzzer-no-link,address,undefined" \
+	  $(patsubst fuzz/%.c,build-fuzz/%,$(wildcard fuzz/fuzz_*.c))
+
+build-fuzz/fuzz_%: fuzz/fuzz_%.c $(LIB_OBJ)
+	clang -std=c11 -D_GNU_SOURCE -O1 -g -Isrc -fsanitize=fuzzer,address,undefined \
+	  -o $@ $^ $(LIBS)
+
+clean:
+	rm -rf build build-asan build-fuzz bin
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
