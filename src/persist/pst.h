@@ -84,4 +84,31 @@ int pst_iter_status(const struct pst_iter *it); /* RC_OK or RC_IO/RC_CORRUPT */
 uint64_t pst_approx_size(struct pst_engine *e, const void *lo, size_t lolen, const void *hi,
                          size_t hilen);
 
+/* ---- additions (persist helper, backward compatible) ---- */
+
+/* Limits. A batch op past a limit makes the batch fail (sticky RC_TOOBIG) instead of
+ * allocating; pst_write then returns that code and writes nothing. */
+#define PST_KEY_BYTES_MAX   (64u * 1024u)              /* one key */
+#define PST_VALUE_BYTES_MAX (64u * 1024u * 1024u)      /* one value */
+#define PST_BATCH_BYTES_MAX ((size_t)1024 * 1024 * 1024) /* keys + values of one batch */
+
+/* RC_OK, or the sticky failure of the batch: RC_NOMEM (then pst_batch_oom is true) or
+ * RC_TOOBIG (a key, value or the batch went past a limit above). */
+int pst_batch_status(const struct pst_batch *b);
+
+/* The message of the last failed engine call, for logs ("" if none). Valid until the next
+ * call on the engine. */
+const char *pst_last_error(struct pst_engine *e);
+
+/* Compact [lo, hi) (hi NULL: to the end) so deleted data gives back space. Best effort. */
+void pst_compact_range(struct pst_engine *e, const void *lo, size_t lolen, const void *hi,
+                       size_t hilen);
+
+/* In-memory engine only: a crash model for the simulator. While enabled, a "crash" forgets
+ * every write that no sync write (pst_write/pst_delete_range with sync=true) made durable,
+ * as a power loss would. Enabling it counts everything written so far as durable. */
+void pst_mem_set_crash_model(struct pst_engine *e, bool on);
+/* Simulate the power loss. Requires the crash model, and no live snapshots or iterators. */
+void pst_mem_crash(struct pst_engine *e);
+
 #endif
