@@ -10,12 +10,18 @@
  * index). Writes are decided here (compare-and-set, NX/XX, limits), so all replicas agree.
  *
  * Storage layout, all under the group prefix "g" + group (u32 big endian), see
- * docs/storage.md:
- *   'A'            applied state: index u64, term u64, revision u64 (big endian)
- *   'K' + key      current value record: create_rev u64, mod_rev u64, version u64,
- *                  mtime_ms u64, value bytes
+ * docs/storage.md ("State machine records") and the byte tables in ns_record.c:
+ *   'A'            applied state: format byte, index u64, term u64, revision u64,
+ *                  key_count u64 (big endian)
+ *   'K' + key      current value record: format byte, flags, create_rev u64, mod_rev u64,
+ *                  version u64, mtime_ms u64, actor (u8 length + bytes), value bytes
  * (history, audit, schemas and namespace snapshots get their own letters in the
- * governance issue.)
+ * governance issue; a 'K' record carries everything a history version needs.)
+ *
+ * Revisions: the group revision advances by exactly 1 for every entry that changes at
+ * least one key (MSET of many keys is one revision, like an etcd transaction); entries
+ * that change nothing (failed CAS, DEL of absent keys, NOOP) leave it alone. A key's
+ * version is 1 when created and +1 per change; a deleted and re-created key starts at 1.
  */
 #ifndef RAFTCONF_NS_H
 #define RAFTCONF_NS_H
@@ -34,14 +40,24 @@ struct ns_limits {
 };
 void ns_limits_default(struct ns_limits *l);
 
-/* Open the state of `group` in engine e (does not own e). Reads the applied index. */
+/* Open the state of `group` in engine e (does not own e; e must outlive the ns). Reads the
+ * applied record (a fresh group starts at index 0, term 0, revision 0). lim NULL: defaults.
+ * RC_OK, RC_NOMEM, RC_IO, RC_CORRUPT (bad 'A' record). */
 int ns_open(struct pst_engine *e, uint32_t group, const struct ns_limits *lim, struct ns **out);
 void ns_close(struct ns *n);
 uint32_t ns_group(const struct ns *n);
 uint64_t ns_applied_index(const struct ns *n);
 uint64_t ns_applied_term(const struct ns *n);
 uint64_t ns_revision(const struct ns *n); /* group revision: advanced by every change */
-uint64_t ns_key_count(const struct ns *n);
+uint64_t ns_key_count(const struct ns *n); /* keys of the group, O(1) (DBSIZE) */
+
+/* Re-read the applied record after the group's key range was replaced underneath (Raft
+ * snapshot install copies the whole range, 'A' record included). RC_OK/RC_IO/RC_CORRUPT. */
+int ns_reload(struct ns *n);
+/* Move the applied index forward to (index, term) without a command, keeping revision and
+ * key count, e.g. after installing a snapshot whose data ends at index. Unlike ns_apply it
+ * allows a gap. index must be >= the applied index (RC_BADARG otherwise). */
+int ns_reset_applied(struct ns *n, uint64_t index, uint64_t term);
 
 /* ---------------------------------------------------------------- replies */
 
@@ -64,10 +80,24 @@ struct ns_reply {
     size_t n;
     struct ns_reply *elem; /* malloc'd array */
 };
-/* Free the contents of r (not r itself). */
+/* Free the contents of r (not r itself) and zero it. */
 void ns_reply_clear(struct ns_reply *r);
 /* Free r and its contents. */
 void ns_reply_free(struct ns_reply *r);
+
+/* Reply builders (also for the service's own read replies). r must be zeroed or cleared.
+ * Return RC_OK or RC_NOMEM (r is then left cleared). */
+int ns_reply_set_status(struct ns_reply *r, const char *s);
+/* Error with code rc (gives the RESP prefix) and a printf-formatted message WITHOUT the
+ * prefix: the client sees "-<rc_prefix(rc)> <message>". */
+int ns_reply_set_error(struct ns_reply *r, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void ns_reply_set_int(struct ns_reply *r, long long v);
+int ns_reply_set_bulk(struct ns_reply *r, const void *p, size_t len);
+void ns_reply_set_null(struct ns_reply *r);
+/* An array of n zeroed elements / a map of npairs zeroed pairs (2*npairs elements). */
+int ns_reply_set_array(struct ns_reply *r, size_t n);
+int ns_reply_set_map(struct ns_reply *r, size_t npairs);
 
 /* ---------------------------------------------------------------- writes (apply) */
 
@@ -82,19 +112,27 @@ struct ns_meta {
 };
 
 /*
- * Apply one committed command. argv is the normalized write command (upper-case name):
- *   SET key value [NX|XX] [GET]    -> +OK / nil (NX/XX not met) / old value (GET)
+ * Apply one committed command. argv is the normalized write command (upper-case name;
+ * matched case-insensitively; options too). Arguments are binary (argvlen gives lengths):
+ *   SET key value [NX|XX] [GET]    -> +OK / nil (NX/XX not met) / old value or nil (GET)
  *   DEL key [key ...]              -> :number deleted         (UNLINK is sent as DEL)
- *   MSET key value [key value ...] -> +OK (atomic)
- *   CFG.SET key value [IFVERSION n]-> map {revision, version} ; -VERSION mismatch
- *   CFG.DEL key [IFVERSION n]      -> :1 / :0 ; -VERSION mismatch
- *   FLUSHALL                       -> +OK (deletes every key of the group)
+ *   MSET key value [key value ...] -> +OK (atomic; a repeated key: the last value wins)
+ *   CFG.SET key value [IFVERSION n]-> map {"revision": r, "version": v, "created": 0|1}
+ *                                     ; -VERSION version mismatch: current version is <v>
+ *   CFG.DEL key [IFVERSION n]      -> :1 / :0 ; -VERSION mismatch as above
+ *   FLUSHALL [SYNC|ASYNC]          -> +OK (deletes every key of the group; FLUSHDB too)
  *   NOOP                           -> +OK (advances the applied index only)
+ * (docs/commands-cfg.md documents the CFG.* replies.) Keys must be 1..key_len_max bytes,
+ * values at most value_len_max (RC_BADARG / RC_TOOBIG error replies).
  * A command that fails (CAS mismatch, limits, unknown op, malformed) is a no-op with an
  * error reply (NS_R_ERR) and still advances the applied index. ns_apply returns RC_OK
- * whenever the entry was applied (even with an error reply) and RC_IO when the store
- * failed (the node must stop). Entries at or below the applied index are skipped with
- * RC_OK and a NULL-typed reply (type 0) so replays are idempotent.
+ * whenever the entry was applied (even with an error reply); RC_IO / RC_CORRUPT /
+ * RC_NOMEM when the store failed or holds a bad record (nothing was applied, *out is
+ * cleared; the node must stop). Entries at or below the applied index are skipped with
+ * RC_OK and a NULL-typed reply (type 0) so replays are idempotent. An index past
+ * applied+1 (a gap) or a term below the applied term is a caller bug: RC_BADARG, nothing
+ * applied (use ns_reset_applied after a snapshot install).
+ * *out must be zeroed or cleared; the caller clears it afterwards.
  */
 int ns_apply(struct ns *n, const struct ns_meta *m, int argc, char **argv, size_t *argvlen,
              struct ns_reply *out);
@@ -117,14 +155,21 @@ struct ns_kv {
 };
 void ns_kv_clear(struct ns_kv *kv);
 
-/* RC_OK with *out filled (caller clears), RC_NOTFOUND, RC_IO/RC_CORRUPT. */
+/* RC_OK with *out filled (key and value malloc'd; caller clears), RC_NOTFOUND,
+ * RC_IO/RC_CORRUPT/RC_NOMEM. */
 int ns_get(struct ns *n, const void *key, size_t klen, struct ns_kv *out);
 int ns_exists(struct ns *n, const void *key, size_t klen, bool *exists);
+/* The value with its metadata as a map, the CFG.GET shape (docs/commands-cfg.md):
+ * {"value": bulk, "version": int, "create_revision": int, "mod_revision": int,
+ *  "mtime_ms": int}. RC_OK / RC_NOMEM. */
+int ns_reply_kv(const struct ns_kv *kv, struct ns_reply *r);
 
 /* Visit keys >= start (start NULL: from the first) in order, at most `limit` (0: no limit),
- * only those beginning with prefix (NULL/0: all). fn returns false to stop. with_values
- * loads values (otherwise kv->value is NULL). Returns RC_OK/RC_IO; *next_out (if non-NULL)
- * gets a malloc'd copy of the key after the last visited one (NULL when the end was reached). */
+ * only those beginning with prefix (NULL/0: all). fn returns false to stop (the key it was
+ * given counts as visited). with_values loads values (otherwise kv->value is NULL). The kv
+ * given to fn and everything it points to is borrowed for that call only. Returns
+ * RC_OK/RC_IO/RC_CORRUPT/RC_NOMEM; *next_out (if non-NULL) gets a malloc'd copy of the key
+ * after the last visited one (NULL when the end was reached), for paging. */
 typedef bool (*ns_visit_fn)(void *ud, const struct ns_kv *kv);
 int ns_scan(struct ns *n, const void *prefix, size_t plen, const void *start, size_t slen,
             size_t limit, bool with_values, ns_visit_fn fn, void *ud, char **next_out,

@@ -1,0 +1,515 @@
+/*
+ * ns_apply.c - the write commands of the state machine, decided at apply time so every
+ * replica reaches the same answer (DESIGN.md, write path step 4; Raft paper section 5.3:
+ * committed entries are applied in log order).
+ *
+ * Invariants:
+ *   - One entry = one pst batch: the changed 'K' records and the 'A' record (index, term,
+ *     revision, key count) are written together, unsynced (the fsync'd Raft log makes the
+ *     entry durable; restart replays entries past the applied index).
+ *   - An entry that fails (syntax, limits, CAS) stages nothing: only the 'A' record is
+ *     written and the reply is an error. Nothing is ever half-applied.
+ *   - The revision advances by exactly one for an entry that changes at least one key.
+ *     A key named twice in one entry (MSET a 1 a 2, DEL a a) changes once (last wins).
+ *   - Only the entry's data is used (index, term, time_ms, actor): no clock, no rand.
+ */
+#include <string.h>
+#include <strings.h>
+
+#include "../rc.h"
+#include "ns_internal.h"
+
+/* Handler status besides RC_*: an error reply was built and nothing was staged. */
+#define REPLIED (-1)
+
+/* What one entry is about to change. */
+struct txn {
+    struct ns *n;
+    const struct ns_meta *m;
+    uint64_t rev;       /* the revision this entry's changes get */
+    uint64_t key_count; /* key count after the staged changes */
+    bool changed;
+};
+
+static bool arg_is(const char *a, size_t alen, const char *word)
+{
+    size_t wlen = strlen(word);
+    return alen == wlen && strncasecmp(a, word, wlen) == 0;
+}
+
+static int err(struct ns_reply *out, int rc, const char *msg)
+{
+    return ns_reply_set_error(out, rc, "%s", msg) == RC_OK ? REPLIED : RC_NOMEM;
+}
+
+static int err_arity(struct ns_reply *out, const char *name)
+{
+    int rc = ns_reply_set_error(out, RC_BADARG,
+                                "wrong number of arguments for '%s' command", name);
+    return rc == RC_OK ? REPLIED : RC_NOMEM;
+}
+
+static int check_key(const struct ns *n, size_t klen, struct ns_reply *out)
+{
+    if (klen == 0)
+        return err(out, RC_BADARG, "empty keys are not allowed");
+    if (klen > n->lim.key_len_max) {
+        int rc = ns_reply_set_error(out, RC_TOOBIG, "key length %zu exceeds the limit of %zu bytes",
+                                    klen, n->lim.key_len_max);
+        return rc == RC_OK ? REPLIED : RC_NOMEM;
+    }
+    return RC_OK;
+}
+
+static int check_value(const struct ns *n, size_t vlen, struct ns_reply *out)
+{
+    if (vlen > n->lim.value_len_max) {
+        int rc = ns_reply_set_error(out, RC_TOOBIG,
+                                    "value length %zu exceeds the limit of %zu bytes", vlen,
+                                    n->lim.value_len_max);
+        return rc == RC_OK ? REPLIED : RC_NOMEM;
+    }
+    return RC_OK;
+}
+
+/* Strict unsigned decimal (1..20 digits, no sign, no spaces), as IFVERSION takes. */
+static bool parse_u64(const char *s, size_t len, uint64_t *v)
+{
+    if (len == 0 || len > 20)
+        return false;
+    uint64_t x = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        uint64_t d = (uint64_t)(s[i] - '0');
+        if (x > (UINT64_MAX - d) / 10)
+            return false;
+        x = x * 10 + d;
+    }
+    *v = x;
+    return true;
+}
+
+/* Stage the new record of key. old: its current record (NULL when absent). */
+static int stage_put(struct txn *t, const char *key, size_t klen, const char *val, size_t vlen,
+                     const struct ns_keyrec *old, uint64_t *version_out)
+{
+    const char *actor = t->m->actor ? t->m->actor : "default";
+    struct ns_keyrec r = {
+        .create_rev = old ? old->create_rev : t->rev,
+        .mod_rev = t->rev,
+        .version = old ? old->version + 1 : 1,
+        .mtime_ms = t->m->time_ms,
+        .actor = actor,
+        .actor_len = strlen(actor),
+        .value = val,
+        .vlen = vlen,
+    };
+    size_t sklen = 0, reclen = 0;
+    uint8_t *sk = ns_key_data(t->n->group, key, klen, &sklen);
+    uint8_t *rec = sk ? ns_keyrec_encode(&r, &reclen) : NULL;
+    if (rec)
+        pst_batch_put(t->n->batch, sk, sklen, rec, reclen);
+    free(sk);
+    free(rec);
+    if (!rec)
+        return RC_NOMEM;
+    t->changed = true;
+    if (!old)
+        t->key_count++;
+    if (version_out)
+        *version_out = r.version;
+    return RC_OK;
+}
+
+static int stage_del(struct txn *t, const char *key, size_t klen)
+{
+    size_t sklen = 0;
+    uint8_t *sk = ns_key_data(t->n->group, key, klen, &sklen);
+    if (!sk)
+        return RC_NOMEM;
+    if (t->key_count == 0) { /* the 'A' record disagrees with the 'K' records */
+        free(sk);
+        return RC_CORRUPT;
+    }
+    pst_batch_del(t->n->batch, sk, sklen);
+    free(sk);
+    t->key_count--;
+    t->changed = true;
+    return RC_OK;
+}
+
+/* ------------------------------------------------------------------ SET */
+
+struct set_opts {
+    bool nx, xx, get;
+};
+
+static int parse_set_opts(int argc, char **argv, size_t *argvlen, struct set_opts *o,
+                          struct ns_reply *out)
+{
+    static const char *const expiry[] = {"EX", "PX", "EXAT", "PXAT", "KEEPTTL", NULL};
+    memset(o, 0, sizeof(*o));
+    for (int i = 3; i < argc; i++) {
+        const char *a = argv[i];
+        size_t alen = argvlen[i];
+        if (arg_is(a, alen, "NX") && !o->xx) {
+            o->nx = true;
+        } else if (arg_is(a, alen, "XX") && !o->nx) {
+            o->xx = true;
+        } else if (arg_is(a, alen, "GET")) {
+            o->get = true;
+        } else {
+            for (int k = 0; expiry[k]; k++) {
+                if (arg_is(a, alen, expiry[k]))
+                    return err(out, RC_BADARG,
+                               "config keys do not expire: SET expiry options are not supported");
+            }
+            return err(out, RC_BADARG, "syntax error");
+        }
+    }
+    return RC_OK;
+}
+
+static int cmd_set(struct txn *t, int argc, char **argv, size_t *argvlen, struct ns_reply *out)
+{
+    if (argc < 3)
+        return err_arity(out, "set");
+    struct set_opts o;
+    int rc = parse_set_opts(argc, argv, argvlen, &o, out);
+    if (rc == RC_OK)
+        rc = check_key(t->n, argvlen[1], out);
+    if (rc == RC_OK)
+        rc = check_value(t->n, argvlen[2], out);
+    if (rc != RC_OK)
+        return rc;
+    void *raw = NULL;
+    struct ns_keyrec old;
+    rc = ns_load_key(t->n, argv[1], argvlen[1], &raw, &old);
+    if (rc != RC_OK && rc != RC_NOTFOUND)
+        return rc;
+    bool exists = rc == RC_OK;
+    bool met = !(o.nx && exists) && !(o.xx && !exists);
+    rc = RC_OK;
+    if (met)
+        rc = stage_put(t, argv[1], argvlen[1], argv[2], argvlen[2], exists ? &old : NULL, NULL);
+    if (rc == RC_OK) {
+        if (o.get && exists)
+            rc = ns_reply_set_bulk(out, old.value, old.vlen);
+        else if (o.get || !met)
+            ns_reply_set_null(out);
+        else
+            rc = ns_reply_set_status(out, "OK");
+    }
+    free(raw);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ multi-key */
+
+struct argref {
+    const char *p;
+    size_t len;
+    int pos;
+};
+
+static int cmp_argref(const void *a, const void *b)
+{
+    const struct argref *x = a, *y = b;
+    size_t m = x->len < y->len ? x->len : y->len;
+    int c = m ? memcmp(x->p, y->p, m) : 0;
+    if (c)
+        return c;
+    if (x->len != y->len)
+        return x->len < y->len ? -1 : 1;
+    return (x->pos > y->pos) - (x->pos < y->pos); /* total order: deterministic */
+}
+
+/* Positions (first, first+step, ...) of argv holding keys, one per distinct key: the last
+ * occurrence. *pos is malloc'd (sorted by key), *npos set. */
+static int unique_keys(int argc, char **argv, size_t *argvlen, int first, int step, int **pos,
+                       size_t *npos)
+{
+    size_t cnt = (size_t)(argc - first + step - 1) / (size_t)step;
+    struct argref *refs = malloc(cnt * sizeof(*refs));
+    *pos = malloc(cnt * sizeof(**pos));
+    if (!refs || !*pos) {
+        free(refs);
+        free(*pos);
+        *pos = NULL;
+        return RC_NOMEM;
+    }
+    for (size_t i = 0; i < cnt; i++) {
+        int k = first + (int)i * step;
+        refs[i] = (struct argref){argv[k], argvlen[k], k};
+    }
+    qsort(refs, cnt, sizeof(*refs), cmp_argref);
+    *npos = 0;
+    for (size_t i = 0; i < cnt; i++) {
+        bool last = i + 1 == cnt || refs[i].len != refs[i + 1].len ||
+                    (refs[i].len && memcmp(refs[i].p, refs[i + 1].p, refs[i].len) != 0);
+        if (last)
+            (*pos)[(*npos)++] = refs[i].pos;
+    }
+    free(refs);
+    return RC_OK;
+}
+
+static int cmd_mset(struct txn *t, int argc, char **argv, size_t *argvlen, struct ns_reply *out)
+{
+    if (argc < 3 || argc % 2 == 0)
+        return err_arity(out, "mset");
+    for (int i = 1; i < argc; i += 2) { /* validate everything before staging anything */
+        int rc = check_key(t->n, argvlen[i], out);
+        if (rc == RC_OK)
+            rc = check_value(t->n, argvlen[i + 1], out);
+        if (rc != RC_OK)
+            return rc;
+    }
+    int *pos = NULL;
+    size_t npos = 0;
+    int rc = unique_keys(argc, argv, argvlen, 1, 2, &pos, &npos);
+    for (size_t i = 0; rc == RC_OK && i < npos; i++) {
+        int k = pos[i];
+        void *raw = NULL;
+        struct ns_keyrec old;
+        rc = ns_load_key(t->n, argv[k], argvlen[k], &raw, &old);
+        if (rc == RC_OK || rc == RC_NOTFOUND)
+            rc = stage_put(t, argv[k], argvlen[k], argv[k + 1], argvlen[k + 1],
+                           rc == RC_OK ? &old : NULL, NULL);
+        free(raw);
+    }
+    free(pos);
+    if (rc == RC_OK)
+        rc = ns_reply_set_status(out, "OK");
+    return rc;
+}
+
+static int cmd_del(struct txn *t, int argc, char **argv, size_t *argvlen, struct ns_reply *out)
+{
+    if (argc < 2)
+        return err_arity(out, "del");
+    for (int i = 1; i < argc; i++) {
+        int rc = check_key(t->n, argvlen[i], out);
+        if (rc != RC_OK)
+            return rc;
+    }
+    int *pos = NULL;
+    size_t npos = 0;
+    long long deleted = 0;
+    int rc = unique_keys(argc, argv, argvlen, 1, 1, &pos, &npos);
+    for (size_t i = 0; rc == RC_OK && i < npos; i++) {
+        bool exists = false;
+        rc = ns_exists(t->n, argv[pos[i]], argvlen[pos[i]], &exists);
+        if (rc == RC_OK && exists) {
+            rc = stage_del(t, argv[pos[i]], argvlen[pos[i]]);
+            deleted++;
+        }
+    }
+    free(pos);
+    if (rc == RC_OK)
+        ns_reply_set_int(out, deleted);
+    return rc;
+}
+
+/* Every 'K' record of the group goes in this one batch. */
+static int cmd_flushall(struct txn *t, int argc, char **argv, size_t *argvlen,
+                        struct ns_reply *out)
+{
+    if (argc > 2 || (argc == 2 && !arg_is(argv[1], argvlen[1], "SYNC") &&
+                     !arg_is(argv[1], argvlen[1], "ASYNC")))
+        return argc > 2 ? err_arity(out, "flushall") : err(out, RC_BADARG, "syntax error");
+    uint8_t lo[NS_GROUP_PREFIX_LEN], hi[NS_GROUP_PREFIX_LEN];
+    ns_key_group_letter(lo, t->n->group, NS_LETTER_KEY);
+    ns_key_group_letter(hi, t->n->group, NS_LETTER_KEY + 1);
+    struct pst_iter *it = pst_iter_new(t->n->e, NULL, lo, sizeof(lo), hi, sizeof(hi));
+    if (!it)
+        return RC_NOMEM;
+    for (; pst_iter_valid(it); pst_iter_next(it)) {
+        size_t klen = 0;
+        const void *k = pst_iter_key(it, &klen);
+        pst_batch_del(t->n->batch, k, klen);
+        t->changed = true;
+    }
+    int rc = pst_iter_status(it);
+    pst_iter_free(it);
+    t->key_count = 0;
+    if (rc == RC_OK)
+        rc = ns_reply_set_status(out, "OK");
+    return rc;
+}
+
+static int cmd_noop(struct txn *t, int argc, char **argv, size_t *argvlen, struct ns_reply *out)
+{
+    (void)t, (void)argv, (void)argvlen;
+    if (argc != 1)
+        return err_arity(out, "noop");
+    return ns_reply_set_status(out, "OK");
+}
+
+/* ------------------------------------------------------------------ CFG.SET / CFG.DEL */
+
+/* Parse the optional "IFVERSION n" at argv[first]: RC_OK (*has set), REPLIED, RC_NOMEM. */
+static int parse_ifversion(int argc, char **argv, size_t *argvlen, int first, bool *has,
+                           uint64_t *want, struct ns_reply *out)
+{
+    *has = false;
+    if (argc == first)
+        return RC_OK;
+    if (argc != first + 2 || !arg_is(argv[first], argvlen[first], "IFVERSION"))
+        return err(out, RC_BADARG, "syntax error");
+    if (!parse_u64(argv[first + 1], argvlen[first + 1], want))
+        return err(out, RC_BADARG, "value is not an integer or out of range");
+    *has = true;
+    return RC_OK;
+}
+
+/* Compare-and-set check: REPLIED with -VERSION when want differs from the current version
+ * (0 when the key is absent). */
+static int check_version(bool has, uint64_t want, uint64_t cur, struct ns_reply *out)
+{
+    if (!has || want == cur)
+        return RC_OK;
+    int rc = ns_reply_set_error(out, RC_VERSION, "version mismatch: current version is %llu",
+                                (unsigned long long)cur);
+    return rc == RC_OK ? REPLIED : RC_NOMEM;
+}
+
+static int cmd_cfg_set(struct txn *t, int argc, char **argv, size_t *argvlen,
+                       struct ns_reply *out)
+{
+    if (argc != 3 && argc != 5)
+        return argc < 3 ? err_arity(out, "cfg.set") : err(out, RC_BADARG, "syntax error");
+    bool has = false;
+    uint64_t want = 0;
+    int rc = parse_ifversion(argc, argv, argvlen, 3, &has, &want, out);
+    if (rc == RC_OK)
+        rc = check_key(t->n, argvlen[1], out);
+    if (rc == RC_OK)
+        rc = check_value(t->n, argvlen[2], out);
+    if (rc != RC_OK)
+        return rc;
+    void *raw = NULL;
+    struct ns_keyrec old;
+    rc = ns_load_key(t->n, argv[1], argvlen[1], &raw, &old);
+    if (rc != RC_OK && rc != RC_NOTFOUND)
+        return rc;
+    bool exists = rc == RC_OK;
+    rc = check_version(has, want, exists ? old.version : 0, out);
+    uint64_t version = 0;
+    if (rc == RC_OK)
+        rc = stage_put(t, argv[1], argvlen[1], argv[2], argvlen[2], exists ? &old : NULL,
+                       &version);
+    if (rc == RC_OK)
+        rc = ns_reply_cfgset(out, t->rev, version, !exists);
+    free(raw);
+    return rc;
+}
+
+static int cmd_cfg_del(struct txn *t, int argc, char **argv, size_t *argvlen,
+                       struct ns_reply *out)
+{
+    if (argc != 2 && argc != 4)
+        return argc < 2 ? err_arity(out, "cfg.del") : err(out, RC_BADARG, "syntax error");
+    bool has = false;
+    uint64_t want = 0;
+    int rc = parse_ifversion(argc, argv, argvlen, 2, &has, &want, out);
+    if (rc == RC_OK)
+        rc = check_key(t->n, argvlen[1], out);
+    if (rc != RC_OK)
+        return rc;
+    void *raw = NULL;
+    struct ns_keyrec old;
+    rc = ns_load_key(t->n, argv[1], argvlen[1], &raw, &old);
+    free(raw); /* only old.version is used below */
+    if (rc != RC_OK && rc != RC_NOTFOUND)
+        return rc;
+    bool exists = rc == RC_OK;
+    rc = check_version(has, want, exists ? old.version : 0, out);
+    if (rc == RC_OK && exists)
+        rc = stage_del(t, argv[1], argvlen[1]);
+    if (rc == RC_OK)
+        ns_reply_set_int(out, exists ? 1 : 0);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ dispatch */
+
+typedef int (*cmd_fn)(struct txn *t, int argc, char **argv, size_t *argvlen,
+                      struct ns_reply *out);
+
+static const struct {
+    const char *name;
+    cmd_fn fn;
+} cmds[] = {
+    {"SET", cmd_set},         {"DEL", cmd_del},         {"UNLINK", cmd_del},
+    {"MSET", cmd_mset},       {"CFG.SET", cmd_cfg_set}, {"CFG.DEL", cmd_cfg_del},
+    {"FLUSHALL", cmd_flushall}, {"FLUSHDB", cmd_flushall}, {"NOOP", cmd_noop},
+};
+
+static int dispatch(struct txn *t, int argc, char **argv, size_t *argvlen, struct ns_reply *out)
+{
+    if (argc < 1)
+        return err(out, RC_BADARG, "empty command");
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+        if (arg_is(argv[0], argvlen[0], cmds[i].name))
+            return cmds[i].fn(t, argc, argv, argvlen, out);
+    }
+    return err(out, RC_BADARG, "unknown command for the state machine");
+}
+
+/* Raft paper 5.3 / thesis 3.5: apply in order, exactly once; replays are skipped. */
+static int check_entry(const struct ns *n, uint64_t index, uint64_t term)
+{
+    if (index != n->applied_index + 1 || term < n->applied_term || term == 0)
+        return RC_BADARG;
+    return RC_OK;
+}
+
+int ns_apply(struct ns *n, const struct ns_meta *m, int argc, char **argv, size_t *argvlen,
+             struct ns_reply *out)
+{
+    NS_ASSERT(n != NULL);
+    NS_ASSERT(m != NULL);
+    NS_ASSERT(out != NULL);
+    NS_ASSERT(out->str == NULL);
+    NS_ASSERT(out->elem == NULL);
+    NS_ASSERT(pst_batch_count(n->batch) == 0);
+    memset(out, 0, sizeof(*out));
+    if (m->index <= n->applied_index)
+        return RC_OK; /* already applied: idempotent replay */
+    int rc = check_entry(n, m->index, m->term);
+    if (rc != RC_OK)
+        return rc;
+    struct txn t = {n, m, n->revision + 1, n->key_count, false};
+    rc = dispatch(&t, argc, argv, argvlen, out);
+    if (rc == REPLIED || (rc == RC_OK && out->type == NS_R_ERR)) {
+        /* A refused command changes nothing but the applied index. */
+        NS_ASSERT(!t.changed);
+        pst_batch_clear(n->batch);
+        rc = RC_OK;
+    }
+    if (rc == RC_OK) {
+        struct ns_applied a = {m->index, m->term, t.changed ? t.rev : n->revision,
+                               t.key_count};
+        rc = ns_commit_batch(n, &a);
+    }
+    if (rc != RC_OK) {
+        pst_batch_clear(n->batch);
+        ns_reply_clear(out);
+    }
+    return rc;
+}
+
+int ns_apply_empty(struct ns *n, uint64_t index, uint64_t term)
+{
+    NS_ASSERT(n != NULL);
+    NS_ASSERT(pst_batch_count(n->batch) == 0);
+    if (index <= n->applied_index)
+        return RC_OK;
+    int rc = check_entry(n, index, term);
+    if (rc != RC_OK)
+        return rc;
+    struct ns_applied a = {index, term, n->revision, n->key_count};
+    return ns_commit_batch(n, &a);
+}

@@ -1,0 +1,156 @@
+/*
+ * ns_record.c - storage keys and record codecs of the state machine, with validation:
+ * a record that does not decode is RC_CORRUPT, never a crash or an out-of-bounds read.
+ *
+ * Keys (group = u32 big endian):
+ *   'g' group 'A'          applied record of the group
+ *   'g' group 'K' key      current record of a user key (key: 1..key_len_max raw bytes)
+ *
+ * Applied record ('A'), format 1, exactly 33 bytes, integers big endian:
+ *   offset size field
+ *   0      1    format      = 1
+ *   1      8    index       last applied Raft index
+ *   9      8    term        term of that entry
+ *   17     8    revision    group revision (changing entries applied so far)
+ *   25     8    key_count   number of 'K' records of the group
+ *
+ * Key record ('K'), format 1, 35 + actor_len + value_len bytes:
+ *   offset size field
+ *   0      1    format      = 1
+ *   1      1    flags       0 in format 1 (bit 0 is reserved for "tombstone" in history
+ *                           records of the governance issue, which reuse this layout)
+ *   2      8    create_rev  revision that created the key (>= 1)
+ *   10     8    mod_rev     revision of the last change (>= create_rev)
+ *   18     8    version     1 on create, +1 per change (<= mod_rev - create_rev + 1)
+ *   26     8    mtime_ms    proposer's time of the last change (unix ms)
+ *   34     1    actor_len   0..255
+ *   35     a    actor       who made the last change (truncated to 255 bytes)
+ *   35+a   rest value       the value bytes, to the end of the record
+ *
+ * No checksum in these records: on disk they live in LevelDB, whose blocks carry a CRC32C
+ * that LevelDB verifies on read (the store is opened with paranoid checks by pst); the
+ * memory engine never leaves the process. A new field means a new format number; readers
+ * keep decoding older formats.
+ */
+#include <string.h>
+
+#include "../rc.h"
+#include "ns_internal.h"
+
+void ns_put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (uint8_t)(v & 0xffu);
+        v >>= 8;
+    }
+}
+
+uint64_t ns_get_u64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+void ns_key_group_letter(uint8_t *buf, uint32_t group, char letter)
+{
+    buf[0] = 'g';
+    buf[1] = (uint8_t)(group >> 24);
+    buf[2] = (uint8_t)(group >> 16);
+    buf[3] = (uint8_t)(group >> 8);
+    buf[4] = (uint8_t)group;
+    buf[5] = (uint8_t)letter;
+}
+
+uint8_t *ns_key_data(uint32_t group, const void *key, size_t klen, size_t *len)
+{
+    NS_ASSERT(klen < SIZE_MAX - NS_GROUP_PREFIX_LEN);
+    uint8_t *k = malloc(NS_GROUP_PREFIX_LEN + klen + 1);
+    if (!k)
+        return NULL;
+    ns_key_group_letter(k, group, NS_LETTER_KEY);
+    if (klen)
+        memcpy(k + NS_GROUP_PREFIX_LEN, key, klen);
+    *len = NS_GROUP_PREFIX_LEN + klen;
+    return k;
+}
+
+void ns_applied_encode(const struct ns_applied *a, uint8_t *buf)
+{
+    NS_ASSERT(a->revision <= a->index); /* at most one revision per entry */
+    NS_ASSERT(a->index == 0 || a->term >= 1);
+    buf[0] = NS_APPLIED_FORMAT;
+    ns_put_u64(buf + 1, a->index);
+    ns_put_u64(buf + 9, a->term);
+    ns_put_u64(buf + 17, a->revision);
+    ns_put_u64(buf + 25, a->key_count);
+}
+
+int ns_applied_decode(const void *buf, size_t len, struct ns_applied *a)
+{
+    const uint8_t *p = buf;
+    if (len != NS_APPLIED_LEN || p[0] != NS_APPLIED_FORMAT)
+        return RC_CORRUPT;
+    a->index = ns_get_u64(p + 1);
+    a->term = ns_get_u64(p + 9);
+    a->revision = ns_get_u64(p + 17);
+    a->key_count = ns_get_u64(p + 25);
+    /* Each changing entry takes one index and adds at most one revision; Raft terms
+     * start at 1. (The key count has no such bound: one MSET creates many keys.) */
+    if (a->revision > a->index)
+        return RC_CORRUPT;
+    if (a->index > 0 && a->term == 0)
+        return RC_CORRUPT;
+    return RC_OK;
+}
+
+uint8_t *ns_keyrec_encode(const struct ns_keyrec *r, size_t *len)
+{
+    NS_ASSERT(r->create_rev >= 1);
+    NS_ASSERT(r->mod_rev >= r->create_rev);
+    NS_ASSERT(r->version >= 1);
+    NS_ASSERT(r->version - 1 <= r->mod_rev - r->create_rev);
+    size_t alen = r->actor_len > NS_ACTOR_LEN_MAX ? NS_ACTOR_LEN_MAX : r->actor_len;
+    NS_ASSERT(r->vlen < SIZE_MAX - NS_KEY_HDR_LEN - NS_ACTOR_LEN_MAX);
+    size_t total = NS_KEY_HDR_LEN + alen + r->vlen;
+    uint8_t *p = malloc(total ? total : 1);
+    if (!p)
+        return NULL;
+    p[0] = NS_KEY_FORMAT;
+    p[1] = 0;
+    ns_put_u64(p + 2, r->create_rev);
+    ns_put_u64(p + 10, r->mod_rev);
+    ns_put_u64(p + 18, r->version);
+    ns_put_u64(p + 26, r->mtime_ms);
+    p[34] = (uint8_t)alen;
+    if (alen)
+        memcpy(p + NS_KEY_HDR_LEN, r->actor, alen);
+    if (r->vlen)
+        memcpy(p + NS_KEY_HDR_LEN + alen, r->value, r->vlen);
+    *len = total;
+    return p;
+}
+
+int ns_keyrec_decode(const void *buf, size_t len, struct ns_keyrec *r)
+{
+    const uint8_t *p = buf;
+    if (len < NS_KEY_HDR_LEN || p[0] != NS_KEY_FORMAT || p[1] != 0)
+        return RC_CORRUPT;
+    size_t alen = p[34];
+    if (len - NS_KEY_HDR_LEN < alen)
+        return RC_CORRUPT;
+    r->create_rev = ns_get_u64(p + 2);
+    r->mod_rev = ns_get_u64(p + 10);
+    r->version = ns_get_u64(p + 18);
+    r->mtime_ms = ns_get_u64(p + 26);
+    if (r->create_rev < 1 || r->mod_rev < r->create_rev)
+        return RC_CORRUPT;
+    if (r->version < 1 || r->version - 1 > r->mod_rev - r->create_rev)
+        return RC_CORRUPT;
+    r->actor = (const char *)p + NS_KEY_HDR_LEN;
+    r->actor_len = alen;
+    r->value = (const char *)p + NS_KEY_HDR_LEN + alen;
+    r->vlen = len - NS_KEY_HDR_LEN - alen;
+    return RC_OK;
+}
