@@ -53,7 +53,10 @@ struct node_origin {
 };
 
 /* Called exactly once per request unless cancelled; reply is handed over (the callee frees
- * it with ns_reply_free), NULL for reads and errors. */
+ * it with ns_reply_free), NULL for reads and errors. Addition: an error MAY come with a
+ * non-NULL reply of type NS_R_ERR (same rc) whose str is a more specific message than
+ * rc_message(rc), e.g. RC_TRYAGAIN "leader changed; write not applied"; free it like any
+ * reply. Callbacks may call node_write/node_read_barrier/node_cancel, never node_close. */
 typedef void (*node_done_fn)(void *ud, int rc, struct ns_reply *reply);
 /* Transport: deliver m to member m->to of `group`. m is borrowed for the call. */
 typedef void (*node_send_fn)(void *ud, uint32_t group, const struct raft_msg *m);
@@ -99,5 +102,38 @@ bool node_has_work(const struct node *n);
 int node_raft_status(const struct node *n, uint32_t group, struct raft_status *st);
 uint64_t node_fsyncs(const struct node *n);        /* fsyncs issued so far */
 uint64_t node_entries_written(const struct node *n);
+
+/* ---------------------------------------------------------------- additions (node helper) */
+
+#define NODE_GROUPS 2u              /* groups on every node today: meta and data */
+#define NODE_TICKS_CATCHUP_MAX 10u  /* node_tick runs at most this many ticks per call */
+
+/* Time: now_ms is the service's wall clock in unix ms. It is stamped into write entries as
+ * the proposer's time and drives tick_ms / request deadlines (a backwards jump is ignored
+ * for ticks: no ticks until time passes the last tick again). */
+
+/* Why node_run/node_open last failed (valid until the next failure or close); NULL if none. */
+const char *node_last_error(const struct node *n);
+/* A note from node_open that is not an error (a torn log tail was truncated); NULL if
+ * none. Valid until node_close. */
+const char *node_open_note(const struct node *n);
+/* Requests tracked (including cancelled ones still waiting for their outcome). */
+size_t node_pending(const struct node *n);
+/* Committed entries whose payload did not decode (applied as no-ops on every replica). */
+uint64_t node_bad_entries(const struct node *n);
+/* Configuration of group as of its applied index (snapshot / bootstrap conf plus every
+ * applied conf change); RC_OK or RC_BADARG for an unknown group. */
+int node_applied_conf(const struct node *n, uint32_t group, struct raft_conf *out);
+
+/* Snapshot transfer (issue 4: InstallSnapshot streaming). When a group's Ready carries a
+ * snapshot to install (the leader sent RAFT_MSG_SNAPSHOT and the transport staged the
+ * group's range), node_run calls this installer, which must replace the group's state
+ * machine range in the store with the staged data (durably) before returning RC_OK; node
+ * then reopens the group's ns, writes the snapshot metadata and drops the log. Without an
+ * installer, node_run fails with RC_IO ("snapshot install not available"): the sending side
+ * (streaming the range for a RAFT_MSG_SNAPSHOT in Ready.msgs) is the transport's job. */
+typedef int (*node_snapshot_install_fn)(void *ud, uint32_t group,
+                                        const struct raft_snapshot_meta *m);
+void node_set_snapshot_installer(struct node *n, node_snapshot_install_fn fn, void *ud);
 
 #endif
