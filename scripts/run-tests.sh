@@ -9,8 +9,9 @@
 set -uo pipefail
 BUILD=${BUILD:-build}
 SAN=${SAN:-0}
-export RAFTCONF_BIN="$PWD/$BUILD/raftconf-server"
-export RAFTCONF_BUILD="$PWD/$BUILD"
+case "$BUILD" in /*) abs_build=$BUILD ;; *) abs_build="$PWD/$BUILD" ;; esac
+export RAFTCONF_BIN="$abs_build/raftconf-server"
+export RAFTCONF_BUILD="$abs_build"
 passed=0; failed=0; failed_names=()
 log_dir="$BUILD/test-logs"; mkdir -p "$log_dir"
 

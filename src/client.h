@@ -1,0 +1,115 @@
+/*
+ * client.h - one client connection: its socket (a libevent bufferevent), its RESP parser,
+ * and a FIFO of command slots that keeps replies in command order.
+ *
+ * Ordering rules (per client), see client.c:
+ *   - commands are parsed into slots in arrival order; at most CLIENT_SLOTS_MAX slots are
+ *     queued (then the socket is not read: backpressure);
+ *   - a write may start while earlier WRITES of this client are pending (so a pipeline of
+ *     writes lands in one batch and one fsync); a read may start while earlier READS are
+ *     pending; anything else starts only when nothing is pending;
+ *   - replies are flushed in slot order: a pending slot holds back the ones after it;
+ *   - no command starts (and no ready read runs) while the client's unsent replies exceed
+ *     CLIENT_OUT_PAUSE_BYTES: a client that does not read is throttled, not buffered;
+ *     client-output-buffer-limit still closes a client whose single reply is too big.
+ * A client closed while requests are pending cancels them (node_cancel) before freeing.
+ */
+#ifndef RAFTCONF_CLIENT_H
+#define RAFTCONF_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "resp/resp.h"
+
+struct server;
+struct bufferevent;
+struct evbuffer;
+struct cmd_def;
+
+#define CLIENT_SLOTS_MAX 1024
+#define CLIENT_READ_CHUNK (256 * 1024) /* bytes taken from the socket per read event */
+/* Reply bytes (built + unsent) above which no further command of the client runs until
+ * the socket drains below half of it. */
+#define CLIENT_OUT_PAUSE_BYTES (4u * 1024 * 1024)
+#define CLIENT_NAME_MAX 256
+
+enum slot_state {
+    SLOT_QUEUED = 0,  /* parsed, not started */
+    SLOT_WRITING,     /* node_write in flight */
+    SLOT_BARRIER,     /* node_read_barrier in flight */
+    SLOT_READ_READY,  /* barrier passed; handler runs at the next processing */
+    SLOT_DONE,        /* reply in out */
+};
+
+struct cslot {
+    struct cslot *next;
+    struct client *c;
+    struct resp_cmd *cmd;      /* owned; freed when the slot completes */
+    const struct cmd_def *def; /* NULL for unknown commands / errors */
+    uint64_t handle;           /* node request handle while WRITING/BARRIER */
+    uint8_t state;
+    struct resp_buf out;
+};
+
+struct client {
+    struct server *srv;
+    struct client *prev, *next;
+    uint64_t id;
+    int fd;
+    struct bufferevent *bev;
+    struct evbuffer *inbuf; /* bytes read, not yet parsed (bounded by CLIENT_READ_CHUNK per
+                               read plus backpressure) */
+    struct resp_parser *parser;
+
+    struct cslot *head, *tail; /* every slot, in command order */
+    struct cslot *next_start;  /* first SLOT_QUEUED slot */
+    uint32_t n_slots;
+    uint32_t pending_writes;
+    uint32_t pending_reads;
+
+    int proto;          /* 2 or 3 */
+    bool authed;
+    bool readonly;      /* READONLY: local reads without a barrier */
+    bool dirty;         /* in srv->dirty */
+    bool read_paused;   /* backpressure: EV_READ disabled */
+    bool close_after_reply; /* QUIT / CLIENT KILL of itself: later slots are dropped */
+    bool input_closed;      /* protocol error: parse no more; close once flushed */
+    bool close_asap;
+    bool input_pending; /* unparsed bytes left in the input buffer */
+    bool out_paused;    /* output backpressure: commands wait for the socket to drain */
+    size_t unflushed_bytes; /* reply bytes in DONE slots not yet moved to the socket */
+
+    char addr[64];  /* "ip:port" of the peer */
+    char laddr[64]; /* local "ip:port" */
+    char *name;
+    char *lib_name;
+    char *lib_ver;
+    uint64_t ctime_ms;      /* connected at (unix ms) */
+    uint64_t last_mono_ms;  /* last input (monotonic) */
+    uint64_t n_commands;
+    char last_cmd[32];
+};
+
+/* Accept a new connection on fd (non-blocking). Refuses (replies and closes) when
+ * maxclients is reached. */
+void client_accept(struct server *srv, int fd, const char *addr, const char *laddr);
+/* Run at turn end: parse buffered input, start eligible commands, run read handlers
+ * whose barrier passed. */
+void client_process(struct client *c);
+/* Flush finished replies in order; enforce the output limit; close if asked. Returns
+ * false when the client was freed. */
+bool client_flush(struct client *c);
+/* Free now (cancels pending node requests). */
+void client_free(struct client *c);
+/* Close after the current processing (safe inside callbacks). */
+void client_close_asap(struct client *c);
+/* The "CLIENT LIST" line for c into buf. */
+void client_describe(const struct client *c, char *buf, size_t len);
+/* May c run commands that need authentication? */
+bool client_authed(const struct client *c);
+/* Output bytes waiting for the socket. */
+size_t client_out_len(const struct client *c);
+
+#endif

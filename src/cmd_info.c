@@ -1,0 +1,533 @@
+/*
+ * cmd_info.c - introspection: INFO, CONFIG, COMMAND, TIME.
+ *
+ * INFO is Redis-shaped ("# Section" headers, "key:value" lines, CRLF) so Redis tools can
+ * parse it, plus a "# Raft" section with this node's consensus state. COMMAND DOCS
+ * derives argument docs from each table row's syntax string (see args_doc), so
+ * redis-cli's hints follow the table without a second copy of the syntax.
+ */
+#include <malloc.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "commands.h"
+#include "config.h"
+#include "glob.h"
+#include "log.h"
+#include "node.h"
+#include "rc.h"
+#include "server.h"
+
+#define EQ(a, b) (strcasecmp((a), (b)) == 0)
+
+/* ------------------------------------------------------------------ INFO */
+
+static void addf(struct resp_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void addf(struct resp_buf *b, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        resp_buf_append(b, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+}
+
+static void human_bytes(char *buf, size_t len, unsigned long long n)
+{
+    const char *u[] = {"B", "K", "M", "G", "T"};
+    double d = (double)n;
+    int i = 0;
+    while (d >= 1024 && i < 4) {
+        d /= 1024;
+        i++;
+    }
+    if (i == 0)
+        snprintf(buf, len, "%lluB", n);
+    else
+        snprintf(buf, len, "%.2f%s", d, u[i]);
+}
+
+static unsigned long long rss_bytes(void)
+{
+    FILE *fp = fopen("/proc/self/statm", "r");
+    unsigned long long size = 0, rss = 0;
+    if (fp) {
+        if (fscanf(fp, "%llu %llu", &size, &rss) != 2)
+            rss = 0;
+        fclose(fp);
+    }
+    return rss * (unsigned long long)sysconf(_SC_PAGESIZE);
+}
+
+static void info_server(struct server *srv, struct resp_buf *b)
+{
+    uint64_t up = (srv_now_ms() - srv->start_ms) / 1000;
+    addf(b, "# Server\r\nredis_version:%s\r\nraftconf_version:%s\r\nredis_mode:standalone\r\n"
+         "os:Linux\r\narch_bits:%d\r\nmultiplexing_api:libevent\r\nprocess_id:%d\r\n"
+         "run_id:raftconf-node-%llu\r\ntcp_port:%llu\r\nuptime_in_seconds:%llu\r\n"
+         "uptime_in_days:%llu\r\nexecutable:raftconf-server\r\n\r\n",
+         SRV_REDIS_VERSION, SRV_VERSION, (int)(8 * sizeof(void *)), (int)getpid(),
+         (unsigned long long)srv->cfg.node_id, (unsigned long long)srv->cfg.port,
+         (unsigned long long)up, (unsigned long long)(up / 86400));
+}
+
+static void info_clients_memory(struct server *srv, struct resp_buf *b)
+{
+    addf(b, "# Clients\r\nconnected_clients:%zu\r\nmaxclients:%llu\r\nblocked_clients:0\r\n"
+         "\r\n", srv->n_clients, (unsigned long long)srv->cfg.maxclients);
+    struct mallinfo2 mi = mallinfo2();
+    unsigned long long used = mi.uordblks + mi.hblkhd, rss = rss_bytes();
+    char h1[32], h2[32];
+    human_bytes(h1, sizeof h1, used);
+    human_bytes(h2, sizeof h2, rss);
+    addf(b, "# Memory\r\nused_memory:%llu\r\nused_memory_human:%s\r\nused_memory_rss:%llu\r\n"
+         "used_memory_rss_human:%s\r\nmaxmemory:0\r\nmaxmemory_policy:noeviction\r\n\r\n",
+         used, h1, rss, h2);
+}
+
+static void info_persistence_stats(struct server *srv, struct resp_buf *b)
+{
+    /* aof_enabled:1 because every write is in the Raft log, fsync'd (once per loop turn,
+     * before any reply) - the guarantee of appendonly yes + appendfsync always. */
+    addf(b, "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:0\r\n"
+         "rdb_bgsave_in_progress:0\r\nrdb_last_bgsave_status:ok\r\naof_enabled:1\r\n"
+         "aof_rewrite_in_progress:0\r\naof_last_write_status:ok\r\n"
+         "raftconf_fsync:per_loop_turn\r\nraftconf_fsyncs:%llu\r\n\r\n",
+         (unsigned long long)node_fsyncs(srv->node));
+    const struct srv_stats *st = &srv->stats;
+    addf(b, "# Stats\r\ntotal_connections_received:%llu\r\ntotal_commands_processed:%llu\r\n"
+         "instantaneous_ops_per_sec:%llu\r\ntotal_net_input_bytes:%llu\r\n"
+         "total_net_output_bytes:%llu\r\nrejected_connections:%llu\r\nexpired_keys:0\r\n"
+         "evicted_keys:0\r\nkeyspace_hits:0\r\nkeyspace_misses:0\r\nloop_turns:%llu\r\n\r\n",
+         (unsigned long long)st->connections, (unsigned long long)st->commands,
+         (unsigned long long)st->ops_per_sec, (unsigned long long)st->net_in_bytes,
+         (unsigned long long)st->net_out_bytes, (unsigned long long)st->rejected,
+         (unsigned long long)st->turns);
+}
+
+static void info_raft(struct server *srv, struct resp_buf *b)
+{
+    struct raft_status st;
+    memset(&st, 0, sizeof st);
+    int rc = node_raft_status(srv->node, NODE_GROUP_DATA, &st);
+    addf(b, "# Raft\r\nnode_id:%llu\r\ngroup:%u\r\n", (unsigned long long)srv->cfg.node_id,
+         NODE_GROUP_DATA);
+    if (rc == RC_OK) {
+        addf(b, "role:%s\r\nterm:%llu\r\nleader:%llu\r\ncommit_index:%llu\r\n"
+             "applied_index:%llu\r\nlast_index:%llu\r\nvoters:%u\r\nlearners:%u\r\n",
+             raft_role_name(st.role), (unsigned long long)st.term,
+             (unsigned long long)st.leader, (unsigned long long)st.commit,
+             (unsigned long long)st.applied, (unsigned long long)st.last_index,
+             st.conf.n_voters, st.conf.n_learners);
+    } else {
+        addf(b, "status_error:%s\r\n", rc_name(rc));
+    }
+    addf(b, "fsyncs:%llu\r\nentries_written:%llu\r\n\r\n",
+         (unsigned long long)node_fsyncs(srv->node),
+         (unsigned long long)node_entries_written(srv->node));
+}
+
+static void info_keyspace(struct server *srv, struct resp_buf *b)
+{
+    struct ns *ns = node_ns(srv->node, NODE_GROUP_DATA);
+    addf(b, "# Keyspace\r\ndb0:keys=%llu,expires=0,avg_ttl=0\r\n\r\n",
+         (unsigned long long)(ns ? ns_key_count(ns) : 0));
+}
+
+static bool want(int argc, char **argv, const char *sec)
+{
+    if (argc < 2)
+        return true;
+    for (int i = 1; i < argc; i++)
+        if (EQ(argv[i], sec) || EQ(argv[i], "all") || EQ(argv[i], "default") ||
+            EQ(argv[i], "everything"))
+            return true;
+    return false;
+}
+
+void cmd_info(struct client *c, struct cslot *s, int argc, char **argv, size_t *len)
+{
+    (void)len;
+    struct server *srv = c->srv;
+    struct resp_buf b;
+    resp_buf_init(&b);
+    if (want(argc, argv, "server"))
+        info_server(srv, &b);
+    if (want(argc, argv, "clients") || want(argc, argv, "memory")) {
+        struct resp_buf t;
+        resp_buf_init(&t);
+        info_clients_memory(srv, &t);
+        /* split the two sections on their blank line */
+        char *mid = t.data ? strstr(t.data, "\r\n\r\n") : NULL;
+        size_t cut = mid ? (size_t)(mid - t.data) + 4 : t.len;
+        if (want(argc, argv, "clients"))
+            resp_buf_append(&b, t.data, cut);
+        if (want(argc, argv, "memory"))
+            resp_buf_append(&b, t.data + cut, t.len - cut);
+        resp_buf_free(&t);
+    }
+    if (want(argc, argv, "persistence") || want(argc, argv, "stats")) {
+        struct resp_buf t;
+        resp_buf_init(&t);
+        info_persistence_stats(srv, &t);
+        char *mid = t.data ? strstr(t.data, "\r\n\r\n") : NULL;
+        size_t cut = mid ? (size_t)(mid - t.data) + 4 : t.len;
+        if (want(argc, argv, "persistence"))
+            resp_buf_append(&b, t.data, cut);
+        if (want(argc, argv, "stats"))
+            resp_buf_append(&b, t.data + cut, t.len - cut);
+        resp_buf_free(&t);
+    }
+    if (want(argc, argv, "replication"))
+        addf(&b, "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");
+    if (want(argc, argv, "raft"))
+        info_raft(srv, &b);
+    if (want(argc, argv, "keyspace"))
+        info_keyspace(srv, &b);
+    if (b.len >= 2) /* Redis ends without the last blank line */
+        b.len -= 2;
+    if (b.oom)
+        cmd_reply_rc(s, RC_NOMEM, NULL);
+    else
+        resp_w_verbatim(cmd_out(s), c->proto, "txt", b.data ? b.data : "", b.len);
+    resp_buf_free(&b);
+}
+
+/* ------------------------------------------------------------------ TIME */
+
+void cmd_time(struct client *c, struct cslot *s, int argc, char **argv, size_t *len)
+{
+    (void)c;
+    (void)argc;
+    (void)argv;
+    (void)len;
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    resp_w_array(cmd_out(s), 2);
+    resp_w_bulk_ll(cmd_out(s), (long long)tv.tv_sec);
+    resp_w_bulk_ll(cmd_out(s), (long long)tv.tv_usec);
+}
+
+/* ------------------------------------------------------------------ CONFIG */
+
+static void config_get(struct client *c, struct cslot *s, int argc, char **argv, size_t *len)
+{
+    struct resp_buf tmp;
+    resp_buf_init(&tmp);
+    long long n = 0;
+    char val[512];
+    const char *name;
+    for (size_t i = 0; (name = config_name_at(i)); i++) {
+        for (int j = 2; j < argc; j++) {
+            if (!glob_match(argv[j], len[j], name, strlen(name), true))
+                continue;
+            config_format(&c->srv->cfg, i, val, sizeof val);
+            resp_w_bulk_str(&tmp, name);
+            resp_w_bulk_str(&tmp, val);
+            n++;
+            break; /* each option once, however many patterns match it */
+        }
+    }
+    resp_w_map(cmd_out(s), c->proto, n);
+    resp_buf_append(cmd_out(s), tmp.data, tmp.len);
+    resp_buf_free(&tmp);
+}
+
+/* All-or-nothing: every pair is checked on a scratch config before any is applied. */
+static void config_set_cmd(struct client *c, struct cslot *s, int argc, char **argv)
+{
+    if (argc < 4 || argc % 2 != 0) {
+        resp_w_error(cmd_out(s), "ERR wrong number of arguments for 'config|set' command");
+        return;
+    }
+    char err[512];
+    struct srv_config scratch;
+    config_init(&scratch);
+    for (int i = 2; i < argc; i += 2) {
+        if (!config_name_at(0) || config_set(&scratch, argv[i], argv[i + 1], err,
+                                             sizeof err) != 0) {
+            if (strncmp(err, "unknown option", 14) == 0)
+                resp_w_errorf(cmd_out(s), "ERR Unknown option or number of arguments for "
+                              "CONFIG SET - '%.128s'", argv[i]);
+            else
+                resp_w_errorf(cmd_out(s), "ERR CONFIG SET failed (possibly related to "
+                              "argument '%.128s') - %s", argv[i], err);
+            config_free(&scratch);
+            return;
+        }
+        if (!config_runtime_settable(argv[i])) {
+            resp_w_errorf(cmd_out(s), "ERR CONFIG SET failed (possibly related to argument "
+                          "'%.128s') - can't set immutable config", argv[i]);
+            config_free(&scratch);
+            return;
+        }
+    }
+    config_free(&scratch);
+    for (int i = 2; i < argc; i += 2)
+        config_set(&c->srv->cfg, argv[i], argv[i + 1], err, sizeof err);
+    log_set_level((int)c->srv->cfg.loglevel);
+    LOG_NOTICE("CONFIG SET by %s", c->addr);
+    resp_w_simple(cmd_out(s), "OK");
+}
+
+void cmd_config(struct client *c, struct cslot *s, int argc, char **argv, size_t *len)
+{
+    const char *sub = argv[1];
+    if (EQ(sub, "GET")) {
+        if (argc < 3)
+            resp_w_error(cmd_out(s), "ERR wrong number of arguments for 'config|get' command");
+        else
+            config_get(c, s, argc, argv, len);
+    } else if (EQ(sub, "SET")) {
+        config_set_cmd(c, s, argc, argv);
+    } else if (EQ(sub, "RESETSTAT")) {
+        uint64_t turns = c->srv->stats.turns;
+        memset(&c->srv->stats, 0, sizeof c->srv->stats);
+        c->srv->stats.turns = turns;
+        resp_w_simple(cmd_out(s), "OK");
+    } else if (EQ(sub, "REWRITE")) {
+        resp_w_error(cmd_out(s), "ERR CONFIG REWRITE is not supported by raftconf");
+    } else if (EQ(sub, "HELP")) {
+        resp_w_array(cmd_out(s), 4);
+        resp_w_simple(cmd_out(s), "CONFIG <subcommand> [<arg> ...]. Subcommands are:");
+        resp_w_simple(cmd_out(s), "GET <pattern> [<pattern> ...]");
+        resp_w_simple(cmd_out(s), "SET <name> <value> [<name> <value> ...]");
+        resp_w_simple(cmd_out(s), "RESETSTAT");
+    } else {
+        resp_w_errorf(cmd_out(s), "ERR unknown subcommand '%.128s'. Try CONFIG HELP.", sub);
+    }
+}
+
+/* ------------------------------------------------------------------ COMMAND */
+
+static void command_info_one(struct client *c, struct resp_buf *b, const struct cmd_def *d)
+{
+    const char *fl[16];
+    size_t nf = cmd_flag_names(d->flags, fl, 16);
+    resp_w_array(b, 10);
+    resp_w_bulk_str(b, d->name);
+    resp_w_int(b, d->arity);
+    resp_w_set(b, c->proto, (long long)nf);
+    for (size_t i = 0; i < nf; i++)
+        resp_w_simple(b, fl[i]);
+    resp_w_int(b, d->first_key);
+    resp_w_int(b, d->last_key);
+    resp_w_int(b, d->key_step);
+    const char *cat = d->flags & CMD_WRITE ? "@write" : d->flags & CMD_READONLY ? "@read"
+                                                                                : "@connection";
+    resp_w_set(b, c->proto, 1);
+    resp_w_simple(b, cat);
+    resp_w_array(b, 0); /* tips */
+    resp_w_array(b, 0); /* key specs */
+    resp_w_array(b, 0); /* subcommands */
+}
+
+/* Argument type from its placeholder name. */
+static const char *arg_type(const char *name)
+{
+    if (strcmp(name, "key") == 0)
+        return "key";
+    if (strcmp(name, "pattern") == 0)
+        return "pattern";
+    if (strcmp(name, "count") == 0 || strcmp(name, "cursor") == 0 ||
+        strcmp(name, "version") == 0 || strcmp(name, "index") == 0 ||
+        strcmp(name, "protover") == 0)
+        return "integer";
+    return "string";
+}
+
+static bool is_upper_word(const char *w)
+{
+    for (; *w; w++)
+        if (!(*w >= 'A' && *w <= 'Z') && *w != '-' && *w != '_' && !(*w >= '0' && *w <= '9'))
+            return false;
+    return true;
+}
+
+/* One argument doc from a token like "key", "GET", "NX|XX", "MATCH pattern". */
+static void arg_doc(struct resp_buf *b, int proto, char *tok, bool optional, bool multiple)
+{
+    char *sp = strchr(tok, ' ');
+    char *bar = strchr(tok, '|');
+    int fields = 2 + (optional || multiple) + (sp || (!bar && is_upper_word(tok))) + !!bar;
+    resp_w_map(b, proto, fields);
+    if (bar) {
+        resp_w_bulk_str(b, "name");
+        resp_w_bulk_str(b, "choice");
+        resp_w_bulk_str(b, "type");
+        resp_w_bulk_str(b, "oneof");
+    } else {
+        char *name = sp ? sp + 1 : tok;
+        resp_w_bulk_str(b, "name");
+        char low[64];
+        size_t i = 0;
+        for (; name[i] && name[i] != ' ' && i < sizeof low - 1; i++)
+            low[i] = (char)((name[i] >= 'A' && name[i] <= 'Z') ? name[i] + 32 : name[i]);
+        low[i] = '\0';
+        resp_w_bulk_str(b, low);
+        resp_w_bulk_str(b, "type");
+        resp_w_bulk_str(b, sp ? arg_type(low) : is_upper_word(tok) ? "pure-token"
+                                                                   : arg_type(low));
+    }
+    if (sp || (!bar && is_upper_word(tok))) {
+        if (sp)
+            *sp = '\0';
+        resp_w_bulk_str(b, "token");
+        resp_w_bulk_str(b, tok);
+    }
+    if (optional || multiple) {
+        resp_w_bulk_str(b, "flags");
+        resp_w_set(b, proto, 1);
+        resp_w_simple(b, optional ? "optional" : "multiple");
+    }
+    if (bar) {
+        size_t n = 1;
+        for (char *p = tok; *p; p++)
+            n += *p == '|';
+        resp_w_bulk_str(b, "arguments");
+        resp_w_array(b, (long long)n);
+        for (char *alt = strtok(tok, "|"); alt; alt = strtok(NULL, "|"))
+            arg_doc(b, proto, alt, false, false);
+    }
+}
+
+#define ARGS_MAX 16
+/* Split a syntax string into top-level tokens ("[...]" groups kept whole). */
+static int split_args(const char *syn, char *buf, size_t buflen, char **tok, bool *opt)
+{
+    snprintf(buf, buflen, "%s", syn);
+    int n = 0, depth = 0;
+    char *start = NULL;
+    for (char *p = buf;; p++) {
+        bool end = *p == '\0';
+        if (!start && !end && *p != ' ')
+            start = p;
+        depth += *p == '[' ? 1 : *p == ']' ? -1 : 0;
+        if (start && (end || (*p == ' ' && depth == 0))) {
+            *p = '\0';
+            size_t l = strlen(start);
+            if (n < ARGS_MAX && l > 0) {
+                opt[n] = start[0] == '[' && start[l - 1] == ']';
+                if (opt[n]) {
+                    start[l - 1] = '\0';
+                    start++;
+                }
+                tok[n++] = start;
+            }
+            start = NULL;
+        }
+        if (end)
+            return n;
+    }
+}
+
+static void args_doc(struct resp_buf *b, int proto, const char *syn)
+{
+    char buf[512], *tok[ARGS_MAX];
+    bool opt[ARGS_MAX], multi[ARGS_MAX] = {false}, skip[ARGS_MAX] = {false};
+    int n = split_args(syn, buf, sizeof buf, tok, opt);
+    for (int i = 1; i < n; i++) { /* "key [key ...]" -> one argument, multiple */
+        size_t l = strlen(tok[i]);
+        if (opt[i] && l > 4 && strcmp(tok[i] + l - 4, " ...") == 0) {
+            skip[i] = true;
+            multi[i - 1] = true;
+        }
+    }
+    int shown = 0;
+    for (int i = 0; i < n; i++)
+        shown += !skip[i];
+    resp_w_array(b, shown);
+    for (int i = 0; i < n; i++)
+        if (!skip[i])
+            arg_doc(b, proto, tok[i], opt[i], multi[i]);
+}
+
+static void command_docs_one(struct client *c, struct resp_buf *b, const struct cmd_def *d)
+{
+    resp_w_bulk_str(b, d->name);
+    /* Container commands (CLIENT, CONFIG, COMMAND) list subcommands, not arguments. */
+    bool container = false;
+    int depth = 0;
+    for (const char *p = d->args; *p; p++) {
+        depth += *p == '[' ? 1 : *p == ']' ? -1 : 0;
+        container |= *p == '|' && depth == 0;
+    }
+    bool has_args = d->args[0] && !container;
+    resp_w_map(b, c->proto, 4 + has_args);
+    resp_w_bulk_str(b, "summary");
+    resp_w_bulk_str(b, d->summary);
+    resp_w_bulk_str(b, "since");
+    resp_w_bulk_str(b, d->since);
+    resp_w_bulk_str(b, "group");
+    resp_w_bulk_str(b, d->group);
+    resp_w_bulk_str(b, "complexity");
+    resp_w_bulk_str(b, d->complexity);
+    if (has_args) {
+        resp_w_bulk_str(b, "arguments");
+        args_doc(b, c->proto, d->args);
+    }
+}
+
+/* Definitions named in argv[first..argc) (unknown names skipped for DOCS, nil for INFO). */
+static void command_list_named(struct client *c, struct cslot *s, int argc, char **argv,
+                               size_t *len, int first, bool docs)
+{
+    struct resp_buf *b = cmd_out(s);
+    if (argc <= first) {
+        if (docs)
+            resp_w_map(b, c->proto, (long long)cmd_count());
+        else
+            resp_w_array(b, (long long)cmd_count());
+        for (size_t i = 0; i < cmd_count(); i++)
+            docs ? command_docs_one(c, b, cmd_at(i)) : command_info_one(c, b, cmd_at(i));
+        return;
+    }
+    if (!docs) {
+        resp_w_array(b, argc - first);
+        for (int i = first; i < argc; i++) {
+            const struct cmd_def *d = cmd_lookup(argv[i], len[i]);
+            if (d)
+                command_info_one(c, b, d);
+            else
+                resp_w_null_array(b, c->proto);
+        }
+        return;
+    }
+    long long n = 0;
+    for (int i = first; i < argc; i++)
+        n += cmd_lookup(argv[i], len[i]) != NULL;
+    resp_w_map(b, c->proto, n);
+    for (int i = first; i < argc; i++) {
+        const struct cmd_def *d = cmd_lookup(argv[i], len[i]);
+        if (d)
+            command_docs_one(c, b, d);
+    }
+}
+
+void cmd_command(struct client *c, struct cslot *s, int argc, char **argv, size_t *len)
+{
+    struct resp_buf *b = cmd_out(s);
+    if (argc == 1) {
+        command_list_named(c, s, argc, argv, len, 1, false);
+    } else if (EQ(argv[1], "COUNT")) {
+        resp_w_int(b, (long long)cmd_count());
+    } else if (EQ(argv[1], "INFO")) {
+        command_list_named(c, s, argc, argv, len, 2, false);
+    } else if (EQ(argv[1], "DOCS")) {
+        command_list_named(c, s, argc, argv, len, 2, true);
+    } else if (EQ(argv[1], "LIST")) {
+        resp_w_array(b, (long long)cmd_count());
+        for (size_t i = 0; i < cmd_count(); i++)
+            resp_w_bulk_str(b, cmd_at(i)->name);
+    } else {
+        resp_w_errorf(b, "ERR unknown subcommand '%.128s'. Try COMMAND HELP.", argv[1]);
+    }
+}

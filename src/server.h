@@ -1,0 +1,99 @@
+/*
+ * server.h - the raftconf server process: the libevent loop, the client listener, signals,
+ * the Raft tick timer and the once-per-loop-turn "turn end" that runs the node core.
+ *
+ * Loop turn (DESIGN.md "Batching"): srv_run() calls event_base_loop(EVLOOP_ONCE), which
+ * runs every I/O callback that is ready (clients read and parse input and start commands:
+ * writes go to node_write, reads to node_read_barrier), then srv_turn_end() runs exactly
+ * once: node_run() persists every write of the turn with ONE fsync, applies, and completes
+ * requests through callbacks that fill reply slots; clients whose slots completed start
+ * their next commands; finally every client's finished replies are flushed to its socket.
+ * A failed fsync (node_run == RC_IO) stops the process with a non-zero exit.
+ *
+ * One struct server per process, passed explicitly (no global); only signal setup needs
+ * the pointer as a callback argument.
+ */
+#ifndef RAFTCONF_SERVER_H
+#define RAFTCONF_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+struct event_base;
+struct event;
+struct evconnlistener;
+struct node;
+struct pst_engine;
+struct client;
+
+#define SRV_VERSION "0.1.0"
+#define SRV_REDIS_VERSION "7.2.0"
+
+/* SCAN cursors: a bounded server-side table cursor id -> next key (see cmd_data.c). */
+#define SRV_SCAN_CURSORS_MAX 10000
+struct scan_cursor {
+    uint64_t id; /* 0 = free */
+    char *key;   /* next key to visit (malloc'd) */
+    size_t klen;
+};
+
+struct srv_stats {
+    uint64_t commands;
+    uint64_t connections;
+    uint64_t rejected;
+    uint64_t net_in_bytes;
+    uint64_t net_out_bytes;
+    uint64_t turns;
+    uint64_t ops_last;     /* commands at the last ops sample */
+    uint64_t ops_sample_ms;
+    uint64_t ops_per_sec;
+};
+
+struct server {
+    struct srv_config cfg;
+    struct event_base *base;
+    struct evconnlistener *listener;
+    struct event *tick_ev;
+    struct event *cron_ev;
+    struct event *sig_ev[2];
+    struct pst_engine *pst;
+    struct node *node;
+
+    struct client *clients; /* doubly linked list of every connection */
+    size_t n_clients;
+    struct client **dirty;  /* clients to process/flush at turn end */
+    size_t n_dirty, dirty_cap;
+    struct client **flushing; /* the previous dirty list while it is flushed */
+    size_t n_flushing, flushing_cap;
+    uint64_t next_client_id;
+
+    uint64_t start_ms;
+    bool stopping;
+    int exit_code;
+
+    struct scan_cursor scans[SRV_SCAN_CURSORS_MAX];
+    uint64_t scan_seq;
+    size_t scan_hand;
+    size_t scan_cursors_free_hint; /* free entries in scans[] */
+
+    struct srv_stats stats;
+};
+
+/* Open the store and the node, bind the listener. Returns 0 or -1 (logged). */
+int srv_init(struct server *s, const struct srv_config *cfg);
+/* Run until SIGTERM/SIGINT or a fatal error; returns the exit code. */
+int srv_run(struct server *s);
+/* Close everything srv_init opened (safe after a partial init). */
+void srv_close(struct server *s);
+
+/* Wall clock in ms (unix) and a monotonic clock in ms. */
+uint64_t srv_now_ms(void);
+uint64_t srv_mono_ms(void);
+
+/* Queue a client for processing at the end of this turn (idempotent). */
+void srv_mark_dirty(struct server *s, struct client *c);
+
+#endif
