@@ -74,7 +74,8 @@ typedef uint64_t raft_id; /* member ids are > 0; 0 means "none" */
     X(RAFT_ERR_BAD_ARG, 12, "invalid argument")                                  \
     X(RAFT_ERR_CORRUPT, 13, "persisted state is inconsistent")                   \
     X(RAFT_ERR_NOT_READY, 14, "ready batch not yet advanced")                    \
-    X(RAFT_ERR_NO_QUORUM, 15, "leader has not heard from a quorum")
+    X(RAFT_ERR_NO_QUORUM, 15, "leader has not heard from a quorum")                \
+    X(RAFT_ERR_UNKNOWN_OUTCOME, 16, "leader changed; the proposal may still commit")
 
 enum raft_err {
 #define RAFT_ERR_ENUM_(c, v, m) c = (v),
@@ -181,7 +182,11 @@ struct raft_msg {
     struct raft_snapshot_meta snapshot; /* SNAPSHOT only */
 };
 
-/* Outcome of a proposal made on this member (directly or forwarded to the leader). */
+/* Outcome of a proposal made on this member (directly or forwarded to the leader).
+ * Forwarded proposals: RAFT_OK with index/term once the leader appended it; a rejection
+ * from the leader (DROPPED: it was not leader any more, OVERLOAD, TOO_BIG, TRANSFERRING)
+ * means it was definitely not appended; UNKNOWN_OUTCOME (the member saw the leader change
+ * before an answer came) means it may or may not commit: decide at apply time. */
 struct raft_prop_result {
     uint64_t ctx;
     int err;          /* RAFT_OK: appended on the leader at index/term (not yet committed) */
@@ -192,7 +197,9 @@ struct raft_prop_result {
 /* A ReadIndex answer: once applied >= index, reads for ctx may be served locally. */
 struct raft_read_state {
     uint64_t ctx;
-    int err; /* RAFT_OK, or why the read could not be confirmed (NOT_LEADER, NO_LEADER...) */
+    int err; /* RAFT_OK, or why the read could not be confirmed: NOT_LEADER (the leader
+                lost leadership first), OVERLOAD, DROPPED (a forwarded read whose leader
+                changed before it answered) */
     raft_index index;
 };
 
@@ -211,8 +218,13 @@ struct raft_ready {
     size_t n_entries;
     bool must_sync; /* entries or term/vote changed: the write must be fsync'd */
 
-    struct raft_snapshot_meta *snapshot; /* non-NULL: install the staged snapshot data, drop
-                                            the log up to and including snapshot->index */
+    struct raft_snapshot_meta *snapshot; /* non-NULL: install the staged snapshot data and
+                                            drop the WHOLE stable log, entries after
+                                            snapshot->index included: the core only installs
+                                            a snapshot when its log does not hold that entry
+                                            with that term, so any later stable entries are
+                                            stale. Ready.entries of the same batch (if any)
+                                            follow the snapshot. */
 
     struct raft_msg *msgs; /* send only after the above is durable */
     size_t n_msgs;
@@ -238,7 +250,8 @@ struct raft_config {
     bool pre_vote;            /* default on in raftconf */
     bool check_quorum;        /* default on in raftconf */
     bool lease_read;          /* ReadIndex answered from the leader lease; default off */
-    uint32_t max_inflight_msgs;      /* APPEND messages in flight per peer (replicate state) */
+    uint32_t max_inflight_msgs;      /* APPEND messages in flight per peer (replicate state),
+                                        1..1024; election_ticks must be >= 2 */
     uint64_t max_msg_bytes;          /* entry payload bytes per APPEND message */
     uint64_t max_uncommitted_bytes;  /* propose refused with OVERLOAD beyond this */
     uint64_t max_entry_bytes;        /* propose refused with TOO_BIG beyond this */
@@ -275,7 +288,7 @@ void raft_tick(struct raft *r);
  * RAFT_ERR_BAD_ARG); a message is copied, the caller keeps ownership of m. */
 int raft_step(struct raft *r, const struct raft_msg *m);
 
-/* Propose one application entry. On the leader: appended now, *index/*term set, RAFT_OK.
+/* Propose one application entry. On the leader: appended now, index and term set, RAFT_OK.
  * On a follower with a known leader: forwarded, RAFT_OK with *index = 0, and the outcome
  * arrives later in Ready.props (with ctx). Otherwise an error: NO_LEADER, OVERLOAD,
  * TRANSFERRING, TOO_BIG. index/term may be NULL. The data is copied. */

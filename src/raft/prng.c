@@ -1,0 +1,13 @@
+/*
+ * prng.c - the member's own pseudo random generator (splitmix64), seeded from the config,
+ * so a cluster run is reproducible from its seed. No global state.
+ */
+#include "raft/raft_internal.h"
+
+uint64_t rr_prng_next(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
