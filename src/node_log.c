@@ -328,7 +328,34 @@ static int truncate_tail(struct pst_engine *e, struct node_log *log, struct load
     return rc;
 }
 
-int node_log_load(struct pst_engine *e, uint32_t group, raft_index applied, struct node_log *log,
+/* Voters of the group as far as the log tells: snapshot/bootstrap conf plus conf entries. */
+static uint32_t count_voters(const struct node_log *log, const struct raft_conf *initial,
+                             const struct loader *ld)
+{
+    struct raft_conf c = log->snap.conf.n_voters ? log->snap.conf : *initial;
+    for (size_t i = 0; i < ld->n; i++) {
+        struct raft_conf_change cc;
+        const struct raft_entry *e = &ld->v[i];
+        if (e->type != RAFT_ENTRY_CONF ||
+            raft_conf_change_decode(e->data, e->len, &cc) != RAFT_OK)
+            continue;
+        bool voter = false;
+        for (uint32_t k = 0; k < c.n_voters; k++)
+            voter = voter || c.voters[k] == cc.node;
+        if (cc.type == RAFT_CC_ADD_VOTER && !voter && c.n_voters < RAFT_VOTERS_MAX)
+            c.voters[c.n_voters++] = cc.node;
+        if (cc.type == RAFT_CC_REMOVE && voter && c.n_voters > 1) {
+            uint32_t k = 0;
+            while (c.voters[k] != cc.node)
+                k++;
+            c.voters[k] = c.voters[--c.n_voters];
+        }
+    }
+    return c.n_voters;
+}
+
+int node_log_load(struct pst_engine *e, uint32_t group, raft_index applied,
+                  const struct raft_conf *initial, struct node_log *log,
                   struct raft_entry **entries, size_t *n_entries, char **note, char **err)
 {
     memset(log, 0, sizeof *log);
@@ -352,6 +379,19 @@ int node_log_load(struct pst_engine *e, uint32_t group, raft_index applied, stru
                     "applied %llu); refusing to open", group,
                     (unsigned long long)ld.bad_index, ld.why,
                     (unsigned long long)log->hs.commit, (unsigned long long)applied);
+            rc = RC_CORRUPT;
+            goto fail;
+        }
+        uint32_t voters = count_voters(log, initial, &ld);
+        if (voters != 1) {
+            set_msg(err, "raft log of group %u has a bad last record at index %llu: %s "
+                    "(past commit %llu and applied %llu). The group has %u voters, so this "
+                    "entry may have been acknowledged to a leader and counted toward a "
+                    "commit; dropping it could lose a committed write. Refusing to open: "
+                    "replace this node's data from a peer (remove the member, wipe its data "
+                    "directory, add it again)", group, (unsigned long long)ld.bad_index,
+                    ld.why, (unsigned long long)log->hs.commit, (unsigned long long)applied,
+                    voters);
             rc = RC_CORRUPT;
             goto fail;
         }
@@ -436,6 +476,22 @@ int node_log_put_bootstrap(struct node_log *log, struct pst_batch *b, const stru
     pst_batch_put(b, key, node_log_key_snap(log->group, key), rec, len);
     free(rec);
     log->snap = m;
+    return pst_batch_oom(b) ? RC_NOMEM : RC_OK;
+}
+
+int node_log_put_install(struct node_log *log, struct pst_batch *b,
+                         const struct raft_snapshot_meta *m)
+{
+    size_t len;
+    uint8_t key[NODE_LOG_KEY_BYTES];
+    uint8_t *rec = node_log_snap_encode(m, &len);
+    if (!rec)
+        return RC_NOMEM;
+    pst_batch_put(b, key, node_log_key_snap(log->group, key), rec, len);
+    free(rec);
+    del_range(log, b, log->snap.index + 1, log->last_index);
+    log->snap = *m;
+    log->last_index = m->index;
     return pst_batch_oom(b) ? RC_NOMEM : RC_OK;
 }
 

@@ -37,8 +37,12 @@
  * (S.index, last]; terms never decrease along the log; H.commit <= last. The writer keeps
  * them because every change (append, conflict truncation, compaction) is one atomic batch.
  * Loading checks them all: a bad record in the middle of the log, a gap, or a term going
- * backwards refuses to open; a bad LAST record past the persisted commit (and applied)
- * index is treated as a torn tail and truncated, with a note.
+ * backwards refuses to open. A bad LAST record past the persisted commit (and applied)
+ * index is treated as a torn tail and truncated, with a note, ONLY when the group's
+ * configuration (snapshot or bootstrap conf plus the conf entries of the valid log) has a
+ * single voter: with more voters the entry may have been acknowledged to a leader (which
+ * counts it toward a commit), so dropping it could lose a committed write; then loading
+ * refuses with a message that says so.
  */
 #ifndef RAFTCONF_NODE_LOG_H
 #define RAFTCONF_NODE_LOG_H
@@ -81,12 +85,15 @@ int node_log_snap_decode(const uint8_t *buf, size_t len, struct raft_snapshot_me
 
 /*
  * Load a group's state. `applied` is the state machine's applied index (a torn tail is only
- * truncated past max(hard state commit, applied)). On RC_OK: *log filled, *entries a
- * malloc'd array of the stable log after the snapshot (free with node_log_entries_free),
+ * truncated past max(hard state commit, applied), and only for a single-voter group);
+ * `initial` is the configuration used when no snapshot meta records one. On RC_OK: *log
+ * filled, *entries a malloc'd array of the stable log after the snapshot (free with
+ * node_log_entries_free),
  * *note NULL or a malloc'd message about a truncated torn tail. On error (RC_CORRUPT,
  * RC_IO, RC_NOMEM) *err gets a malloc'd message naming group, index and the problem.
  */
-int node_log_load(struct pst_engine *e, uint32_t group, raft_index applied, struct node_log *log,
+int node_log_load(struct pst_engine *e, uint32_t group, raft_index applied,
+                  const struct raft_conf *initial, struct node_log *log,
                   struct raft_entry **entries, size_t *n_entries, char **note, char **err);
 void node_log_entries_free(struct raft_entry *entries, size_t n);
 
@@ -107,5 +114,9 @@ int node_log_put_bootstrap(struct node_log *log, struct pst_batch *b, const stru
  * RC_OK, RC_BADARG when m->index is not past the current snapshot, RC_NOMEM. */
 int node_log_put_snapshot(struct node_log *log, struct pst_batch *b,
                           const struct raft_snapshot_meta *m);
+/* A snapshot received from the leader is installed: record m and delete the WHOLE stable
+ * log (entries past m->index too, raft.h Ready.snapshot). RC_OK, RC_NOMEM. */
+int node_log_put_install(struct node_log *log, struct pst_batch *b,
+                         const struct raft_snapshot_meta *m);
 
 #endif

@@ -306,7 +306,8 @@ Test(node_log, conflicting_suffix_is_replaced_and_reloads)
     struct raft_entry *ents;
     size_t n;
     char *note = NULL, *err = NULL;
-    cr_assert_eq(node_log_load(e, 1, 0, &log, &ents, &n, &note, &err), RC_OK);
+    struct raft_conf one = {.n_voters = 1, .voters = {1}};
+    cr_assert_eq(node_log_load(e, 1, 0, &one, &log, &ents, &n, &note, &err), RC_OK);
     cr_assert_eq(n, 0);
     free(ents);
     struct raft_entry a[4] = {{1, 1, 0, 0, NULL}, {1, 2, 0, 0, NULL}, {1, 3, 0, 0, NULL},
@@ -317,7 +318,7 @@ Test(node_log, conflicting_suffix_is_replaced_and_reloads)
     cr_assert_eq(node_log_put_entries(&log, b, c, 1), RC_OK);
     cr_assert_eq(pst_write(e, b, true), RC_OK);
     pst_batch_free(b);
-    cr_assert_eq(node_log_load(e, 1, 0, &log, &ents, &n, &note, &err), RC_OK);
+    cr_assert_eq(node_log_load(e, 1, 0, &one, &log, &ents, &n, &note, &err), RC_OK);
     cr_assert_eq(n, 3);
     cr_assert_eq(ents[2].term, 2);
     cr_assert_eq(log.last_index, 3);
