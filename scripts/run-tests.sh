@@ -4,11 +4,15 @@
 #   $BUILD/tests/test_*    criterion unit suites
 #   $BUILD/itests/test_*   criterion integration suites (start the real server)
 #   tests/integration/*.sh shell tests with redis-cli / redis-benchmark
+#   $BUILD/ctests/test_*   criterion cluster suites (real 3-4 node clusters, tcpproxy)
+#   tests/cluster/*.sh     shell cluster tests
 #   $BUILD/raftsim         the deterministic cluster simulator (seeds x steps)
-# Under SAN=1 the simulator runs fewer seeds (the same code, slower).
+# Under SAN=1 the simulator runs fewer seeds (the same code, slower), and the cluster suites
+# fewer repetitions with slower timers (they read SAN from the environment).
 set -uo pipefail
 BUILD=${BUILD:-build}
 SAN=${SAN:-0}
+export SAN
 case "$BUILD" in /*) abs_build=$BUILD ;; *) abs_build="$PWD/$BUILD" ;; esac
 export RAFTCONF_BIN="$abs_build/raftconf-server"
 export RAFTCONF_BUILD="$abs_build"
@@ -54,8 +58,14 @@ done
 for t in tests/integration/*.sh; do
   [ -f "$t" ] && run_suite "sh-$(basename "$t" .sh)" bash "$t"
 done
+for t in "$BUILD"/ctests/test_*; do
+  [ -x "$t" ] && run_suite "ctest-$(basename "$t")" "$t" --jobs 1
+done
+for t in tests/cluster/*.sh; do
+  [ -f "$t" ] && run_suite "csh-$(basename "$t" .sh)" bash "$t"
+done
 if [ -x "$BUILD/raftsim" ]; then
-  if [ "$SAN" = 1 ]; then seeds=${SIM_SEEDS_SAN:-150}; else seeds=${SIM_SEEDS:-1000}; fi
+  if [ "$SAN" = 1 ]; then seeds=${SIM_SEEDS_SAN:-1000}; else seeds=${SIM_SEEDS:-20000}; fi
   run_suite "raftsim" "$BUILD/raftsim" --seeds "$seeds" --steps "${SIM_STEPS:-2000}"
   tail -3 "$log_dir/raftsim.log"
 fi
