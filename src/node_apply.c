@@ -77,6 +77,8 @@ void node_fold_conf(struct group *g, const struct raft_entry *e)
     if (e->index <= g->conf_index)
         return;
     g->conf_index = e->index;
+    if (e->type == RAFT_ENTRY_CONF)
+        g->last_cc_index = e->index;
     struct raft_conf_change cc;
     if (e->type == RAFT_ENTRY_CONF && raft_conf_change_decode(e->data, e->len, &cc) == RAFT_OK)
         conf_apply(&g->conf, &cc);
@@ -166,8 +168,6 @@ void node_take_props_and_reads(struct node *n, struct group *g)
             r->state = RS_APPENDED;
             r->index = p->index;
             r->term = p->term;
-            free(r->data);
-            r->data = NULL;
             continue;
         }
         if (p->err == RAFT_ERR_UNKNOWN_OUTCOME)
@@ -196,18 +196,40 @@ void node_take_props_and_reads(struct node *n, struct group *g)
     }
 }
 
-/* After apply: finish read barriers that are satisfied, and writes whose index was applied
- * with another entry (Raft paper 5.3: that index now holds a different entry for good). */
+/* Put a write whose entry will never be applied back in the queue: it is proposed again
+ * (to the current leader) until its deadline, so a leader change costs the client latency,
+ * not an error. */
+static void requeue_write(struct node *n, struct req *r)
+{
+    r->state = RS_QUEUED;
+    r->index = 0;
+    r->term = 0;
+    r->last_err = RAFT_ERR_DROPPED;
+    n->g[r->group].retry = true;
+}
+
+/* After apply: finish read barriers that are satisfied, and find writes that will never be
+ * applied:
+ *  - appended at an index that was applied with another entry (paper 5.3: that index holds
+ *    a different entry for good);
+ *  - forwarded in term T without an answer, once an entry of a term > T is applied: a
+ *    leader appends a forwarded proposal only in the term it was forwarded in, terms never
+ *    decrease along the log, and every entry before the applied one was applied here
+ *    without carrying this request id, so its entry cannot commit any more. */
 void node_finish_requests(struct node *n)
 {
     struct req *next;
     for (struct req *r = n->head; r; r = next) {
         next = r->next;
-        uint64_t applied = ns_applied_index(n->g[r->group].ns);
+        struct ns *ns = n->g[r->group].ns;
+        uint64_t applied = ns_applied_index(ns);
         if (r->kind == REQ_READ && r->state == RS_WAIT_APPLY && applied >= r->index)
             node_req_complete(n, r, RC_OK, NULL);
         else if (r->kind == REQ_WRITE && r->state == RS_APPENDED && r->index <= applied)
-            node_req_fail(n, r, RC_TRYAGAIN, "leader changed; write not applied");
+            requeue_write(n, r);
+        else if (r->kind == REQ_WRITE && r->state == RS_FORWARDED &&
+                 ns_applied_term(ns) > r->fwd_term)
+            requeue_write(n, r);
         else if (r->kind == REQ_CONF && r->state == RS_APPENDED && r->index <= applied)
             node_req_fail(n, r, RC_TRYAGAIN, "leader changed; membership change not applied");
     }
@@ -229,8 +251,21 @@ void node_plan_compaction(struct node *n, struct group *g)
     raft_status(g->raft, &st);
     if (applied > st.applied || applied > st.last_index || g->conf_index != applied)
         return;
-    g->compact.index = applied;
-    g->compact.term = ns_applied_term(g->ns);
+    /* Keep a tail of the log behind the snapshot, so a follower that lags a little (one
+     * that is forwarding a burst of writes, say) catches up from the log instead of by a
+     * snapshot. The snapshot's configuration must be the one at its index: when a conf
+     * change lies inside the tail, compact up to the applied index as before. */
+    raft_index index = applied;
+    raft_term term = ns_applied_term(g->ns);
+    uint64_t tail = n->cfg.snapshot_entries / 4;
+    raft_term t;
+    if (tail > 0 && applied - tail > g->log.snap.index && g->last_cc_index <= applied - tail &&
+        raft_term_at(g->raft, applied - tail, &t) == RAFT_OK) {
+        index = applied - tail;
+        term = t;
+    }
+    g->compact.index = index;
+    g->compact.term = term;
     g->compact.conf = g->conf;
     g->compact_pending = true;
 }

@@ -57,10 +57,12 @@ struct req {
     uint64_t deadline_ms;
     node_done_fn fn;
     void *ud;
-    uint8_t *data; /* write: the envelope, kept until appended */
+    uint8_t *data; /* write: the envelope, kept until the request completes, because a
+                      write whose entry is known not to commit is proposed again */
     size_t len;
     raft_index index;
     raft_term term;
+    raft_term fwd_term; /* RS_FORWARDED: the term it was forwarded in (see node_apply.c) */
     /* conf changes */
     uint8_t cc_type;
     raft_id cc_node;
@@ -83,6 +85,7 @@ struct group {
     enum raft_role role;
     struct raft_conf conf;  /* as of conf_index (the applied index, see node_apply.c) */
     raft_index conf_index;  /* conf changes up to here are folded into conf */
+    raft_index last_cc_index; /* index of the last conf change entry folded (0: none) */
     bool compact_pending;   /* write the snapshot meta in the next batch */
     bool compact_written;   /* written: call raft_compact after advance */
     struct raft_snapshot_meta compact;

@@ -5,8 +5,10 @@
  * Invariants:
  *  - every request is in the handle hash and the request list until it completes; a
  *    completed request's callback ran exactly once, unless cancelled (then never);
- *  - a write is proposed to Raft again only after Raft said it was NOT appended (NO_LEADER,
- *    or a forwarded proposal rejected): an entry never enters the log twice from here;
+ *  - a write is proposed to Raft again only once it is known that its entry will never be
+ *    applied (NO_LEADER, a forwarded proposal rejected, another entry applied at its index,
+ *    or, forwarded with no answer, an entry of a later term applied: node_apply.c): a
+ *    command never takes effect twice from here;
  *  - a deferred request (RS_DEFERRED) is never touched by Raft again; node_run delivers it.
  */
 #include <string.h>
@@ -201,10 +203,9 @@ static int req_submit(struct node *n, struct req *r)
             r->state = RS_APPENDED;
             r->index = index;
             r->term = term;
-            free(r->data);
-            r->data = NULL;
         } else if (err == RAFT_OK) {
             r->state = RS_FORWARDED;
+            r->fwd_term = raft_current_term(g->raft);
         }
     } else {
         err = raft_read_index(g->raft, r->handle);

@@ -531,3 +531,8 @@ int raft_entry_at(const struct raft *r, raft_index index, const struct raft_entr
     *e = x;
     return RAFT_OK;
 }
+
+raft_term raft_current_term(const struct raft *r)
+{
+    return r->term;
+}

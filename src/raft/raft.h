@@ -352,5 +352,8 @@ void raft_status(const struct raft *r, struct raft_status *st);
 int raft_term_at(const struct raft *r, raft_index index, raft_term *term);
 /* Borrow the entry at index (valid until the next call into r). */
 int raft_entry_at(const struct raft *r, raft_index index, const struct raft_entry **e);
+/* The member's current term (cheap; raft_status fills much more). A proposal forwarded by
+ * raft_propose() on a follower is appended by a leader only in this term. */
+raft_term raft_current_term(const struct raft *r);
 
 #endif

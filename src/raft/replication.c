@@ -427,7 +427,11 @@ void rr_step_propose(struct raft *r, const struct raft_msg *m)
     struct raft_msg resp = {.type = RAFT_MSG_PROPOSE_RESP, .to = m->from, .ctx = m->ctx};
     const struct raft_entry *e = &m->entries[0];
     int rc = RAFT_ERR_DROPPED; /* not (or no longer) the leader: definitely not appended */
-    if (r->role == RAFT_LEADER) {
+    /* Only in the term the follower forwarded it in: then an entry from a proposal
+     * forwarded in term T can only ever carry term T, and the proposer can tell it will
+     * never commit once anything of a later term is committed (terms never decrease along
+     * the log, paper 5.3/5.4). */
+    if (r->role == RAFT_LEADER && m->term == r->term) {
         rc = e->type == RAFT_ENTRY_NORMAL ? rr_propose_check(r, e->len) : RAFT_ERR_BAD_ARG;
         if (rc == RAFT_OK)
             rc = rr_leader_append(r, RAFT_ENTRY_NORMAL, e->data, e->len, &resp.index,
@@ -444,10 +448,14 @@ void rr_step_propose_resp(struct raft *r, const struct raft_msg *m)
 {
     size_t i = 0;
     while (i < r->fwd_props.n && r->fwd_props.v[i] != m->ctx) i++;
-    if (i == r->fwd_props.n) return; /* already failed as unknown, or not ours */
-    memmove(&r->fwd_props.v[i], &r->fwd_props.v[i + 1],
-            (r->fwd_props.n - i - 1) * sizeof(uint64_t));
-    r->fwd_props.n--;
+    if (i < r->fwd_props.n) {
+        memmove(&r->fwd_props.v[i], &r->fwd_props.v[i + 1],
+                (r->fwd_props.n - i - 1) * sizeof(uint64_t));
+        r->fwd_props.n--;
+    }
+    /* A late answer (the proposal was already reported UNKNOWN_OUTCOME) is delivered too:
+     * it turns an unknown outcome into a known one; the application ignores ctx it does not
+     * know. */
     if (m->reject)
         rr_push_prop(r, m->ctx, m->err ? m->err : RAFT_ERR_DROPPED, 0, 0);
     else

@@ -840,7 +840,11 @@ Test(node, follower_write_is_forwarded_and_answered_after_local_apply)
     cl_close(&c);
 }
 
-Test(node, write_on_deposed_leader_is_reported_not_applied)
+/* A write appended by a leader that is then cut off never commits in its first place: the
+ * new leader overwrites that index. When the old leader learns it (another entry applied at
+ * the write's index) it proposes the write again, so the client sees it applied exactly
+ * once (version 1), not an error and not twice. */
+Test(node, write_on_deposed_leader_is_proposed_again_and_applied_once)
 {
     struct cluster c;
     cl_open(&c, 60000);
@@ -856,19 +860,62 @@ Test(node, write_on_deposed_leader_is_reported_not_applied)
     for (int i = 0; i < 50 && won.calls == 0; i++)
         cl_turn(&c, 20);
     cr_assert_eq(won.rc, RC_OK);
-    c.cut[l] = false; /* heal: the old leader learns its entry was replaced */
+    for (int i = 0; i < CL_N; i++)
+        if (i != l)
+            expect_missing(c.n[i], "/lost"); /* not committed while its leader was cut off */
+    c.cut[l] = false; /* heal: the old leader learns its entry was replaced, proposes again */
     for (int i = 0; i < 200 && lost.calls == 0; i++)
         cl_turn(&c, 50);
     cr_assert_eq(lost.calls, 1, "deposed leader's write never answered");
-    cr_assert_eq(lost.rc, RC_TRYAGAIN);
-    cr_assert_not_null(lost.reply);
-    cr_assert_str_eq(lost.reply->str, "leader changed; write not applied");
+    cr_assert_eq(lost.rc, RC_OK, "rc %d", lost.rc);
+    for (int i = 0; i < 20; i++)
+        cl_turn(&c, 50);
     for (int i = 0; i < CL_N; i++) {
-        expect_missing(c.n[i], "/lost");
+        struct ns_kv kv = {0};
+        cr_assert_eq(ns_get(node_ns(c.n[i], NODE_GROUP_DATA), "/lost", 5, &kv), RC_OK);
+        cr_assert_eq(kv.version, 1, "node %d: applied %llu times", i,
+                     (unsigned long long)kv.version);
+        ns_kv_clear(&kv);
         expect_value(c.n[i], "/won", "1");
     }
     done_clear(&lost);
     done_clear(&won);
+    cl_close(&c);
+}
+
+/* A follower forwards a write to a leader that is already cut off: no answer ever comes.
+ * Once the follower applies an entry of a later term, the write can no longer commit (a
+ * leader appends a forwarded proposal only in the term it was forwarded in), so it is
+ * proposed again to the new leader and applied exactly once. */
+Test(node, forwarded_write_lost_with_its_leader_is_proposed_again)
+{
+    struct cluster c;
+    cl_open(&c, 60000);
+    int l = cl_wait_leader(&c, -1);
+    int f = (l + 1) % CL_N;
+    c.cut[l] = true;
+    struct done d = {0};
+    int rc;
+    cr_assert_neq(submit_set(c.n[f], "/fwd-lost", "v", &d, &rc), 0, "refused: %d", rc);
+    for (int i = 0; i < 400 && d.calls == 0; i++)
+        cl_turn(&c, 50);
+    cr_assert_eq(d.calls, 1, "forwarded write never answered");
+    cr_assert_eq(d.rc, RC_OK, "rc %d", d.rc);
+    int l2 = cl_leader(&c, l);
+    cr_assert_geq(l2, 0);
+    cr_assert_neq(l2, l);
+    c.cut[l] = false;
+    for (int i = 0; i < 40; i++)
+        cl_turn(&c, 50);
+    for (int i = 0; i < CL_N; i++) {
+        struct ns_kv kv = {0};
+        cr_assert_eq(ns_get(node_ns(c.n[i], NODE_GROUP_DATA), "/fwd-lost", 9, &kv), RC_OK,
+                     "node %d lacks the write", i);
+        cr_assert_eq(kv.version, 1, "node %d: applied %llu times", i,
+                     (unsigned long long)kv.version);
+        ns_kv_clear(&kv);
+    }
+    done_clear(&d);
     cl_close(&c);
 }
 

@@ -302,3 +302,50 @@ Test(raft_replication, unreachable_peer_goes_back_to_probe)
     cr_assert_eq(st.progress[1].match, 3);
     h_free(&c);
 }
+
+/* A leader appends a forwarded proposal only in the term it was forwarded in: one sent in
+ * an older term is refused as DROPPED (definitely not appended), so the proposer can rely
+ * on "an entry from my proposal forwarded in term T carries term T". */
+Test(raft_replication, leader_refuses_a_proposal_forwarded_in_an_older_term)
+{
+    struct h_cluster c;
+    h_init(&c, 3, 0, 16);
+    h_boot(&c);
+    h_elect(&c, 1);
+    h_tick_all(&c, 2);
+    /* two transfers: node 1 leads again, in a later term */
+    cr_assert_eq(raft_transfer_leadership(c.nodes[1].r, 2), RAFT_OK);
+    h_tick_all(&c, 5);
+    cr_assert_eq(h_role(&c, 2), RAFT_LEADER);
+    cr_assert_eq(raft_transfer_leadership(c.nodes[2].r, 1), RAFT_OK);
+    h_tick_all(&c, 5);
+    raft_term t = h_status(&c, 1).term;
+    cr_assert_eq(h_role(&c, 1), RAFT_LEADER);
+    cr_assert_geq(t, 2, "test needs a leader past term 1");
+    raft_index last = h_status(&c, 1).last_index;
+    struct raft_msg m = {.type = RAFT_MSG_PROPOSE, .from = 3, .to = 1, .term = t - 1, .ctx = 7,
+                         .n_entries = 1,
+                         .entries = &(struct raft_entry){.len = 1, .data = (uint8_t *)"o"}};
+    raft_step(c.nodes[1].r, &m);
+    cr_assert_eq(h_status(&c, 1).last_index, last, "stale-term proposal was appended");
+    struct raft_ready rd;
+    cr_assert_eq(raft_ready(c.nodes[1].r, &rd), RAFT_OK);
+    bool seen = false;
+    for (size_t i = 0; i < rd.n_msgs; i++)
+        if (rd.msgs[i].type == RAFT_MSG_PROPOSE_RESP && rd.msgs[i].ctx == 7) {
+            seen = true;
+            cr_assert(rd.msgs[i].reject);
+            cr_assert_eq(rd.msgs[i].err, RAFT_ERR_DROPPED);
+        }
+    cr_assert(seen, "no answer to the stale proposal");
+    raft_advance(c.nodes[1].r);
+    /* the same proposal in the current term is appended, at the leader's term */
+    m.term = t;
+    m.ctx = 8;
+    raft_step(c.nodes[1].r, &m);
+    cr_assert_eq(h_status(&c, 1).last_index, last + 1);
+    raft_term et = 0;
+    cr_assert_eq(raft_term_at(c.nodes[1].r, last + 1, &et), RAFT_OK);
+    cr_assert_eq(et, t);
+    h_free(&c);
+}
