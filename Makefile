@@ -24,7 +24,7 @@ CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame
 LDFLAGS += -fsanitize=address,undefined
 endif
 
-LIBS := -levent -lleveldb -lxxhash -ljansson -lpcre2-8 -lm
+LIBS := -levent -lleveldb -lxxhash -ljansson -lpcre2-8 -lcrypto -lm
 TEST_LIBS := -lcriterion -lhiredis
 
 RESP_SRC := $(wildcard src/resp/*.c)
@@ -53,6 +53,12 @@ ITEST_SRC := $(wildcard tests/integration/test_*.c)
 ITEST_BIN := $(patsubst tests/integration/%.c,$(BUILD)/itests/%,$(ITEST_SRC))
 ITEST_HELPER_SRC := $(wildcard tests/integration/helper*.c)
 ITEST_HELPER_OBJ := $(call obj,$(ITEST_HELPER_SRC))
+# Cluster tests start real 3-5 node clusters: tests/cluster/test_*.c -> $(BUILD)/ctests/,
+# with their helper (tests/cluster/cluster.c) and the fault-injecting proxy they drive.
+CTEST_SRC := $(wildcard tests/cluster/test_*.c)
+CTEST_BIN := $(patsubst tests/cluster/%.c,$(BUILD)/ctests/%,$(CTEST_SRC))
+CTEST_HELPER_OBJ := $(call obj,$(filter-out $(CTEST_SRC),$(wildcard tests/cluster/*.c)))
+PROXY := $(BUILD)/tcpproxy
 # The deterministic cluster simulator: tests/fault/sim/*.c -> $(BUILD)/raftsim
 SIM_SRC := $(wildcard tests/fault/sim/*.c)
 SIM_OBJ := $(call obj,$(SIM_SRC))
@@ -60,7 +66,8 @@ SIM := $(BUILD)/raftsim
 
 .PHONY: all test test-fast test-asan sim fuzz clean check-purity
 
-all: $(SERVER) bin/raftconf-server $(UNIT_BIN) $(ITEST_BIN) $(if $(SIM_SRC),$(SIM))
+all: $(SERVER) bin/raftconf-server $(UNIT_BIN) $(ITEST_BIN) $(if $(SIM_SRC),$(SIM)) \
+     $(CTEST_BIN) $(PROXY)
 
 bin/raftconf-server: $(SERVER)
 	@mkdir -p bin
@@ -92,6 +99,14 @@ $(BUILD)/itests/%: $(BUILD)/tests/integration/%.o $(ITEST_HELPER_OBJ) $(BUILD)/s
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(TEST_LIBS)
 
+$(BUILD)/ctests/%: $(BUILD)/tests/cluster/%.o $(CTEST_HELPER_OBJ) $(ITEST_HELPER_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(TEST_LIBS) -lpthread
+
+$(PROXY): $(BUILD)/tests/fault/tcpproxy.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^
+
 $(SIM): $(SIM_OBJ) $(RAFT_OBJ) $(filter $(BUILD)/src/raft_wire.o,$(SVC_OBJ))
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
@@ -113,7 +128,10 @@ test-asan:
 	$(MAKE) BUILD=build-asan SAN=1 OPT=-O1 all
 	BUILD=build-asan SAN=1 scripts/run-tests.sh
 
-test: test-fast test-asan
+# The sanitizer pass runs after the plain one, never beside it (shared CPU and ports).
+test:
+	$(MAKE) test-fast
+	$(MAKE) test-asan
 
 fuzz:
 	$(MAKE) BUILD=build-fuzz CC=clang OPT=-O1 \

@@ -74,5 +74,6 @@ if [ ${#failed_names[@]} -gt 0 ]; then
   echo "Failed suites:"; printf '  %s\n' "${failed_names[@]}"
   echo "logs: $log_dir/"
 fi
-echo "tests ($BUILD): $passed passed, $failed failed"
+echo "build $BUILD:"
+echo "tests: $passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ ${#failed_names[@]} -eq 0 ]

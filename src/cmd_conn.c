@@ -9,6 +9,7 @@
 
 #include "client.h"
 #include "commands.h"
+#include "node.h"
 #include "server.h"
 
 #define EQ(a, b) (strcasecmp((a), (b)) == 0)
@@ -115,7 +116,8 @@ static void hello_reply(struct client *c, struct cslot *s)
     resp_w_bulk_str(b, "mode");
     resp_w_bulk_str(b, "standalone");
     resp_w_bulk_str(b, "role");
-    resp_w_bulk_str(b, "master");
+    bool leader = node_leader(c->srv->node, NODE_GROUP_DATA) == (raft_id)c->srv->cfg.node_id;
+    resp_w_bulk_str(b, leader ? "master" : "replica");
     resp_w_bulk_str(b, "modules");
     resp_w_array(b, 0);
 }

@@ -21,6 +21,7 @@
 #include "glob.h"
 #include "log.h"
 #include "node.h"
+#include "peer.h"
 #include "rc.h"
 #include "server.h"
 
@@ -113,6 +114,42 @@ static void info_persistence_stats(struct server *srv, struct resp_buf *b)
          (unsigned long long)st->turns);
 }
 
+static const char *progress_state(uint8_t st)
+{
+    return st == 0 ? "probe" : st == 1 ? "replicate" : st == 2 ? "snapshot" : "?";
+}
+
+#define INFO_MEMBERS_MAX (RAFT_VOTERS_MAX + RAFT_LEARNERS_MAX)
+
+/* One "peerK:" line per other member: addresses, voter or learner, the leader's view of
+ * its progress (match/next/state, leader only), our link to it and when we last heard. */
+static void info_raft_peers(struct server *srv, struct resp_buf *b, const struct raft_status *st)
+{
+    struct node_member m[INFO_MEMBERS_MAX];
+    size_t n = 0;
+    if (node_members(srv->node, m, INFO_MEMBERS_MAX, &n) != RC_OK)
+        n = 0;
+    uint64_t now = srv_mono_ms();
+    int k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (m[i].id == (raft_id)srv->cfg.node_id)
+            continue;
+        const struct raft_progress_info *p = NULL;
+        for (uint32_t j = 0; j < st->n_progress; j++)
+            if (st->progress[j].id == m[i].id)
+                p = &st->progress[j];
+        struct peer_link_info li;
+        peer_link_info(srv, m[i].id, &li);
+        long long ago = li.last_rx_ms ? (long long)(now - li.last_rx_ms) : -1;
+        addf(b, "peer%d:id=%llu,addr=%s,cluster_addr=%s,voter=%d,match=%llu,next=%llu,"
+             "state=%s,ticks_since_contact=%lld,link=%s,last_contact_ms=%lld\r\n", k++,
+             (unsigned long long)m[i].id, m[i].addr, m[i].cluster_addr, !m[i].learner,
+             (unsigned long long)(p ? p->match : 0), (unsigned long long)(p ? p->next : 0),
+             p ? progress_state(p->state) : "unknown",
+             p ? (long long)p->ticks_since_contact : -1LL, li.up ? "up" : "down", ago);
+    }
+}
+
 static void info_raft(struct server *srv, struct resp_buf *b)
 {
     struct raft_status st;
@@ -127,12 +164,103 @@ static void info_raft(struct server *srv, struct resp_buf *b)
              (unsigned long long)st.leader, (unsigned long long)st.commit,
              (unsigned long long)st.applied, (unsigned long long)st.last_index,
              st.conf.n_voters, st.conf.n_learners);
+        addf(b, "snapshot_index:%llu\r\nfirst_index:%llu\r\n",
+             (unsigned long long)st.snapshot.index, (unsigned long long)st.first_index);
     } else {
         addf(b, "status_error:%s\r\n", rc_name(rc));
     }
+    struct raft_status ms;
+    memset(&ms, 0, sizeof ms);
+    if (node_raft_status(srv->node, NODE_GROUP_META, &ms) == RC_OK)
+        addf(b, "meta_role:%s\r\nmeta_term:%llu\r\nmeta_leader:%llu\r\n"
+             "meta_commit_index:%llu\r\nmeta_applied_index:%llu\r\n",
+             raft_role_name(ms.role), (unsigned long long)ms.term,
+             (unsigned long long)ms.leader, (unsigned long long)ms.commit,
+             (unsigned long long)ms.applied);
+    char why[128] = "";
+    bool healthy = node_healthy(srv->node, NODE_GROUP_DATA, why, sizeof why) &&
+                   node_healthy(srv->node, NODE_GROUP_META, why, sizeof why);
+    addf(b, "healthy:%d\r\nunhealthy_reason:%s\r\n", healthy, healthy ? "" : why);
+    if (rc == RC_OK)
+        info_raft_peers(srv, b, &st);
+    struct peer_stats ps;
+    peer_stats_get(srv, &ps);
+    addf(b, "cluster_port:%u\r\npeer_msgs_sent:%llu\r\npeer_msgs_recv:%llu\r\n"
+         "peer_msgs_dropped:%llu\r\npeer_msgs_bad:%llu\r\npeer_bytes_sent:%llu\r\n"
+         "peer_bytes_recv:%llu\r\npeer_auth_failures:%llu\r\npeer_dials:%llu\r\n"
+         "peer_dial_failures:%llu\r\nsnapshots_sent:%llu\r\nsnapshots_received:%llu\r\n"
+         "snapshots_failed:%llu\r\n",
+         peer_cluster_port(srv), (unsigned long long)ps.msgs_sent,
+         (unsigned long long)ps.msgs_recv, (unsigned long long)ps.msgs_dropped,
+         (unsigned long long)ps.msgs_bad, (unsigned long long)ps.bytes_sent,
+         (unsigned long long)ps.bytes_recv, (unsigned long long)ps.auth_failures,
+         (unsigned long long)ps.dials, (unsigned long long)ps.dial_failures,
+         (unsigned long long)ps.snaps_sent, (unsigned long long)ps.snaps_recv,
+         (unsigned long long)ps.snaps_failed);
     addf(b, "fsyncs:%llu\r\nentries_written:%llu\r\n\r\n",
          (unsigned long long)node_fsyncs(srv->node),
          (unsigned long long)node_entries_written(srv->node));
+}
+
+/* Redis's shape: the leader is the master with its followers as slaves; anyone else is a
+ * slave of the leader (master_link_status says whether it hears from it). */
+static void info_replication(struct server *srv, struct resp_buf *b)
+{
+    struct raft_status st;
+    memset(&st, 0, sizeof st);
+    node_raft_status(srv->node, NODE_GROUP_DATA, &st);
+    raft_id self = (raft_id)srv->cfg.node_id;
+    uint64_t now = srv_mono_ms();
+    uint64_t timeout_ms = srv->cfg.election_ticks * srv->cfg.tick_ms;
+    if (st.role == RAFT_LEADER) {
+        int n = 0;
+        struct resp_buf t;
+        resp_buf_init(&t);
+        for (uint32_t i = 0; i < st.n_progress; i++) {
+            const struct raft_progress_info *p = &st.progress[i];
+            struct node_member m;
+            if (p->id == self || p->ticks_since_contact >= srv->cfg.election_ticks ||
+                node_member(srv->node, p->id, &m) != RC_OK)
+                continue;
+            char *colon = strrchr(m.addr, ':');
+            if (colon)
+                *colon = '\0';
+            addf(&t, "slave%d:ip=%s,port=%s,state=%s,offset=%llu,lag=%llu\r\n", n++, m.addr,
+                 colon ? colon + 1 : "0", p->state == 2 ? "send_bulk" : "online",
+                 (unsigned long long)p->match,
+                 (unsigned long long)(p->ticks_since_contact * srv->cfg.tick_ms / 1000));
+        }
+        addf(b, "# Replication\r\nrole:master\r\nconnected_slaves:%d\r\n", n);
+        resp_buf_append(b, t.data, t.len);
+        resp_buf_free(&t);
+    } else {
+        raft_id l = node_leader(srv->node, NODE_GROUP_DATA);
+        struct node_member m;
+        memset(&m, 0, sizeof m);
+        if (l != RAFT_NONE)
+            node_member(srv->node, l, &m);
+        char *colon = strrchr(m.addr, ':');
+        if (colon)
+            *colon = '\0';
+        struct peer_link_info li;
+        peer_link_info(srv, l, &li);
+        long long io = li.last_rx_ms ? (long long)((now - li.last_rx_ms) / 1000) : -1;
+        bool up = l != RAFT_NONE && li.last_rx_ms && now - li.last_rx_ms < timeout_ms;
+        addf(b, "# Replication\r\nrole:slave\r\nmaster_host:%s\r\nmaster_port:%s\r\n"
+             "master_link_status:%s\r\nmaster_last_io_seconds_ago:%lld\r\n"
+             "master_sync_in_progress:0\r\nslave_read_repl_offset:%llu\r\n"
+             "slave_repl_offset:%llu\r\nslave_priority:100\r\nslave_read_only:0\r\n"
+             "replica_announced:1\r\nconnected_slaves:0\r\n",
+             m.addr, colon ? colon + 1 : "0", up ? "up" : "down", io,
+             (unsigned long long)st.commit, (unsigned long long)st.applied);
+    }
+    addf(b, "master_failover_state:no-failover\r\nmaster_repl_offset:%llu\r\n"
+         "raft_role:%s\r\nraft_leader_id:%llu\r\nraft_commit_index:%llu\r\n"
+         "raft_applied_index:%llu\r\nraft_stale_entries:%llu\r\n\r\n",
+         (unsigned long long)st.last_index, raft_role_name(st.role),
+         (unsigned long long)st.leader, (unsigned long long)st.commit,
+         (unsigned long long)st.applied,
+         (unsigned long long)(st.commit > st.applied ? st.commit - st.applied : 0));
 }
 
 static void info_keyspace(struct server *srv, struct resp_buf *b)
@@ -187,7 +315,7 @@ void cmd_info(struct client *c, struct cslot *s, int argc, char **argv, size_t *
         resp_buf_free(&t);
     }
     if (want(argc, argv, "replication"))
-        addf(&b, "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");
+        info_replication(srv, &b);
     if (want(argc, argv, "raft"))
         info_raft(srv, &b);
     if (want(argc, argv, "keyspace"))

@@ -97,6 +97,13 @@ static const struct cmd_def cmd_table[] = {
     {"unlink", -2, W | F, 1, -1, 1, cmd_del, "Deletes one or more keys (same as DEL).", "4.0.0",
      "generic", "O(N) where N is the number of keys", "key [key ...]"},
     /* configuration keys */
+    {"cfg.cluster", -2, A | L | S, 0, 0, 0, cmd_cfg_cluster,
+     "Inspects or changes the cluster's membership and leadership.", "0.1.0", "raftconf",
+     "O(N) where N is the number of members",
+     "NODES|INFO|ADD id addr [LEARNER]|PROMOTE id|REMOVE id|TRANSFER id|HELP"},
+    {"cfg.health", 1, L | S | F, 0, 0, 0, cmd_cfg_health,
+     "Replies OK when this node can serve linearizable reads now, else an error saying why.",
+     "0.1.0", "raftconf", "O(1)", ""},
     {"cfg.del", -2, W | F, 1, 1, 1, cmd_cfg_del,
      "Deletes a configuration key, optionally only at a given version.", "0.1.0", "raftconf",
      "O(1)", "key [IFVERSION version]"},

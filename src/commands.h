@@ -114,4 +114,7 @@ void cmd_cfg_get(struct client *, struct cslot *, int, char **, size_t *);
 void cmd_cfg_del(struct client *, struct cslot *, int, char **, size_t *);
 void cmd_cfg_list(struct client *, struct cslot *, int, char **, size_t *);
 
+void cmd_cfg_cluster(struct client *, struct cslot *, int, char **, size_t *);
+void cmd_cfg_health(struct client *, struct cslot *, int, char **, size_t *);
+
 #endif

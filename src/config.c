@@ -52,6 +52,9 @@ static const struct opt opts[] = {
     {"heartbeat-ticks", T_UINT, false, OFF(heartbeat_ticks), 1, 1000, "1"},
     {"request-timeout-ms", T_UINT, false, OFF(request_timeout_ms), 10, 600000, "5000"},
     {"snapshot-entries", T_UINT, false, OFF(snapshot_entries), 0, UINT32_MAX, "10000"},
+    {"initial-cluster", T_STR, false, OFF(initial_cluster), 0, 0, ""},
+    {"cluster-port", T_UINT, false, OFF(cluster_port), 0, 65535, "0"},
+    {"cluster-secret", T_STR, false, OFF(cluster_secret), 0, 0, ""},
     {"enable-flushall", T_BOOL, true, OFF(enable_flushall), 0, 0, "no"},
     {"daemonize", T_BOOL, false, OFF(daemonize), 0, 0, "no"},
     /* Redis compatibility, read-only: tools ask for these (redis-benchmark asks "save"
@@ -209,6 +212,8 @@ void config_free(struct srv_config *c)
     free(c->dir);
     free(c->requirepass);
     free(c->logfile);
+    free(c->initial_cluster);
+    free(c->cluster_secret);
     memset(c, 0, sizeof *c);
 }
 
@@ -314,8 +319,80 @@ int config_load_args(struct srv_config *c, int argc, char **argv, int first, cha
     return 0;
 }
 
+/* One "id=host:port[@cport]" item of --initial-cluster. */
+static int parse_member(const char *item, size_t len, struct config_member *m, char *err,
+                        size_t errlen)
+{
+    char buf[256];
+    if (len >= sizeof buf) {
+        snprintf(err, errlen, "initial-cluster: entry too long");
+        return -1;
+    }
+    memcpy(buf, item, len);
+    buf[len] = '\0';
+    char *eq = strchr(buf, '='), *colon = strrchr(buf, ':'), *at = strchr(buf, '@');
+    char *end = NULL;
+    unsigned long long id = eq ? strtoull(buf, &end, 10) : 0;
+    if (!eq || end != eq || id == 0 || id > UINT32_MAX || !colon || colon < eq) {
+        snprintf(err, errlen, "initial-cluster: bad entry '%s' (want id=host:port or "
+                 "id=host:port@cport, id 1..%u)", buf, UINT32_MAX);
+        return -1;
+    }
+    size_t hlen = (size_t)(colon - eq - 1);
+    unsigned long long port = strtoull(colon + 1, &end, 10), cport = port + 10000;
+    if (at && end == at)
+        cport = strtoull(at + 1, &end, 10);
+    if (hlen == 0 || hlen > CONFIG_HOST_MAX || *end || port == 0 || port > 65535 ||
+        cport == 0 || cport > 65535) {
+        snprintf(err, errlen, "initial-cluster: bad address in '%s'", buf);
+        return -1;
+    }
+    m->id = id;
+    memcpy(m->host, eq + 1, hlen);
+    m->host[hlen] = '\0';
+    m->port = (uint32_t)port;
+    m->cport = (uint32_t)cport;
+    return 0;
+}
+
+int config_parse_cluster(const char *spec, struct config_member *out, size_t cap, size_t *n,
+                         char *err, size_t errlen)
+{
+    *n = 0;
+    for (const char *p = spec; *p;) {
+        size_t len = strcspn(p, ",");
+        if (len > 0) {
+            if (*n == cap) {
+                snprintf(err, errlen, "initial-cluster: more than %zu members", cap);
+                return -1;
+            }
+            if (parse_member(p, len, &out[*n], err, errlen) != 0)
+                return -1;
+            for (size_t i = 0; i < *n; i++)
+                if (out[i].id == out[*n].id) {
+                    snprintf(err, errlen, "initial-cluster: id %" PRIu64 " appears twice",
+                             out[i].id);
+                    return -1;
+                }
+            (*n)++;
+        }
+        p += len + (p[len] == ',');
+    }
+    return 0;
+}
+
 int config_validate(const struct srv_config *c, char *err, size_t errlen)
 {
+    struct config_member m[CONFIG_CLUSTER_MAX];
+    size_t n = 0;
+    if (config_parse_cluster(c->initial_cluster, m, CONFIG_CLUSTER_MAX, &n, err, errlen) != 0)
+        return -1;
+    bool self_only = n == 0 || (n == 1 && m[0].id == c->node_id);
+    if (!self_only && !c->cluster_secret[0]) {
+        snprintf(err, errlen, "cluster-secret is required when initial-cluster names other "
+                 "members (every member must use the same secret)");
+        return -1;
+    }
     if (c->heartbeat_ticks >= c->election_ticks) {
         snprintf(err, errlen, "heartbeat-ticks (%" PRIu64 ") must be below election-ticks "
                  "(%" PRIu64 ")", c->heartbeat_ticks, c->election_ticks);
@@ -356,6 +433,8 @@ void config_format(const struct srv_config *c, size_t i, char *buf, size_t bufle
         break;
     case T_STR: {
         const char *s = *(char *const *)(base + o->off);
+        if (o->off == OFF(cluster_secret) && s && s[0])
+            s = "(set)"; /* never handed out to clients */
         snprintf(buf, buflen, "%s", s ? s : "");
         break;
     }

@@ -34,6 +34,9 @@ struct srv_config {
     uint64_t heartbeat_ticks;
     uint64_t request_timeout_ms;
     uint64_t snapshot_entries;
+    char *initial_cluster; /* "" = a single-node cluster of node-id (issue 4) */
+    uint64_t cluster_port; /* 0 = client port + 10000 */
+    char *cluster_secret;  /* "" = no cluster port; required for a multi-node cluster */
     bool enable_flushall;
     bool daemonize; /* only "no" is supported */
 };
@@ -61,6 +64,17 @@ const char *config_name_at(size_t i);
 void config_format(const struct srv_config *c, size_t i, char *buf, size_t buflen);
 /* May CONFIG SET change option `name` at run time? */
 bool config_runtime_settable(const char *name);
+/* --initial-cluster "1=host:port,2=host:port@cport,...": client addresses of the founding
+ * members; the cluster port is port + 10000 unless given after '@'. Ids unique and > 0. */
+#define CONFIG_CLUSTER_MAX 16
+#define CONFIG_HOST_MAX 100
+struct config_member {
+    uint64_t id;
+    char host[CONFIG_HOST_MAX + 1];
+    uint32_t port, cport;
+};
+int config_parse_cluster(const char *spec, struct config_member *out, size_t cap, size_t *n,
+                         char *err, size_t errlen);
 /* Parse a size with units ("1mb", "64k", "100"); 0 on success. */
 int config_parse_size(const char *s, uint64_t *out);
 

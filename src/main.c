@@ -40,6 +40,7 @@ int main(int argc, char **argv)
     if (argc > 1 && strncmp(argv[1], "--", 2) != 0) {
         if (config_load_file(&cfg, argv[1], err, sizeof err) != 0) {
             fprintf(stderr, "raftconf-server: %s\n", err);
+            config_free(&cfg);
             return 2;
         }
         first = 2;
@@ -48,11 +49,13 @@ int main(int argc, char **argv)
         config_validate(&cfg, err, sizeof err) != 0) {
         fprintf(stderr, "raftconf-server: %s\n", err);
         usage(stderr);
+        config_free(&cfg);
         return 2;
     }
     log_set_level((int)cfg.loglevel);
     if (log_open_file(cfg.logfile) != 0) {
         fprintf(stderr, "raftconf-server: cannot open logfile '%s'\n", cfg.logfile);
+        config_free(&cfg);
         return 2;
     }
     if (srv_init(&srv, &cfg) != 0) {

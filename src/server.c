@@ -29,6 +29,7 @@
 #include "client.h"
 #include "log.h"
 #include "node.h"
+#include "peer.h"
 #include "rc.h"
 
 #define SRV_TURN_ROUNDS_MAX 16     /* node_run rounds per turn (reads chained on writes) */
@@ -89,6 +90,7 @@ static void srv_turn_end(struct server *s)
         if (!node_has_work(s->node))
             break;
     }
+    peer_turn_end(s); /* one write per peer: every message this turn's rounds produced */
     /* Swap the lists: flushing may mark clients dirty again for the next turn. */
     struct client **tmp = s->flushing;
     size_t tmp_cap = s->flushing_cap;
@@ -182,13 +184,80 @@ static void on_cron(evutil_socket_t fd, short what, void *ud)
     }
 }
 
+/* The voter (other than us) with the highest match index in a group we lead (the data
+ * group first), among those heard from within an election timeout; RAFT_NONE when we lead
+ * nothing or no such voter exists. */
+static raft_id best_transferee(struct server *s)
+{
+    struct raft_status st;
+    bool leads = false;
+    for (uint32_t g = NODE_GROUPS; g-- > 0 && !leads;) /* data first, then meta */
+        leads = node_raft_status(s->node, g, &st) == RC_OK && st.role == RAFT_LEADER;
+    if (!leads)
+        return RAFT_NONE;
+    raft_id best = RAFT_NONE;
+    raft_index best_match = 0;
+    for (uint32_t i = 0; i < st.n_progress; i++) {
+        const struct raft_progress_info *p = &st.progress[i];
+        if (p->id == st.id || p->learner || p->ticks_since_contact >= s->cfg.election_ticks)
+            continue;
+        if (best == RAFT_NONE || p->match > best_match) {
+            best = p->id;
+            best_match = p->match;
+        }
+    }
+    return best;
+}
+
+/* Does this node still lead a group, or is some group without a known leader? */
+static bool handover_pending(const struct server *s)
+{
+    raft_id self = (raft_id)s->cfg.node_id;
+    for (uint32_t g = 0; g < NODE_GROUPS; g++) {
+        raft_id l = node_leader(s->node, g);
+        if (l == self || l == RAFT_NONE)
+            return true;
+    }
+    return false;
+}
+
+/* SIGTERM/SIGINT: a leader hands over first (bounded), anyone else stops now. A second
+ * signal during the handover stops at once. */
 static void on_signal(evutil_socket_t sig, short what, void *ud)
 {
     (void)what;
     struct server *s = ud;
-    LOG_NOTICE("received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    const char *name = sig == SIGINT ? "SIGINT" : "SIGTERM";
+    raft_id to = s->handover ? RAFT_NONE : best_transferee(s);
+    if (to != RAFT_NONE && node_transfer(s->node, to) == RC_OK) {
+        uint64_t bound = 2 * s->cfg.election_ticks * s->cfg.tick_ms;
+        s->handover = true;
+        s->handover_deadline_ms = srv_mono_ms() + bound;
+        LOG_NOTICE("received %s: transferring leadership to node %llu before shutting down "
+                   "(at most %llu ms)", name, (unsigned long long)to,
+                   (unsigned long long)bound);
+        return;
+    }
+    LOG_NOTICE("received %s, shutting down", name);
     s->stopping = true;
     event_base_loopbreak(s->base);
+}
+
+/* During a handover: stop once another node leads every group (so requests still in
+ * flight here can be forwarded to it while draining), or at the bound. */
+static void check_handover(struct server *s)
+{
+    if (!s->handover || s->stopping)
+        return;
+    bool led = handover_pending(s);
+    if (!led || srv_mono_ms() >= s->handover_deadline_ms) {
+        if (led)
+            LOG_WARNING("leadership transfer did not complete in time; shutting down anyway");
+        else
+            LOG_NOTICE("leadership handed over (leader now node %llu); shutting down",
+                       (unsigned long long)node_leader(s->node, NODE_GROUP_DATA));
+        s->stopping = true;
+    }
 }
 
 /* ------------------------------------------------------------------ setup */
@@ -217,6 +286,46 @@ static int open_listener(struct server *s)
     return 0;
 }
 
+/* --initial-cluster -> the bootstrap voters (nc->initial) and addresses (b) for a NEW
+ * store; a store that has a configuration ignores both. A node not in the list joins an
+ * existing cluster: it starts with the founding voters, so it never campaigns, and waits
+ * for the leader to add it. */
+static int cluster_plan(struct server *s, struct node_config *nc, struct node_bootstrap *b,
+                        bool *joining)
+{
+    struct config_member m[CONFIG_CLUSTER_MAX];
+    size_t n = 0;
+    char err[256];
+    memset(b, 0, sizeof *b);
+    if (config_parse_cluster(s->cfg.initial_cluster, m, CONFIG_CLUSTER_MAX, &n, err,
+                             sizeof err) != 0 || n > RAFT_VOTERS_MAX) {
+        LOG_WARNING("%s", n > RAFT_VOTERS_MAX ? "initial-cluster: too many voters" : err);
+        return -1;
+    }
+    uint32_t cport = s->cfg.cluster_port ? (uint32_t)s->cfg.cluster_port
+                                         : (uint32_t)s->cfg.port + 10000;
+    if (n == 0) { /* a single-node cluster of this node */
+        struct node_member *me = &b->members[b->n_members++];
+        me->id = (raft_id)s->cfg.node_id;
+        snprintf(me->addr, sizeof me->addr, "%s:%llu", s->cfg.bind,
+                 (unsigned long long)s->cfg.port);
+        snprintf(me->cluster_addr, sizeof me->cluster_addr, "%s:%u", s->cfg.bind, cport);
+        return 0;
+    }
+    bool in = false;
+    nc->initial.n_voters = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct node_member *x = &b->members[b->n_members++];
+        x->id = m[i].id;
+        snprintf(x->addr, sizeof x->addr, "%s:%u", m[i].host, m[i].port);
+        snprintf(x->cluster_addr, sizeof x->cluster_addr, "%s:%u", m[i].host, m[i].cport);
+        nc->initial.voters[nc->initial.n_voters++] = m[i].id;
+        in |= m[i].id == s->cfg.node_id;
+    }
+    *joining = !in;
+    return 0;
+}
+
 static int open_node(struct server *s)
 {
     if (mkdir(s->cfg.dir, 0755) != 0 && errno != EEXIST) {
@@ -234,6 +343,10 @@ static int open_node(struct server *s)
     }
     struct node_config nc;
     node_config_default(&nc, (raft_id)s->cfg.node_id);
+    struct node_bootstrap boot;
+    bool joining = false;
+    if (cluster_plan(s, &nc, &boot, &joining) != 0)
+        return -1;
     nc.tick_ms = (uint32_t)s->cfg.tick_ms;
     nc.request_timeout_ms = (uint32_t)s->cfg.request_timeout_ms;
     nc.snapshot_entries = s->cfg.snapshot_entries;
@@ -249,6 +362,15 @@ static int open_node(struct server *s)
     const char *note = node_open_note(s->node);
     if (note)
         LOG_WARNING("store opened with a note: %s", note);
+    rc = node_bootstrap(s->node, &boot); /* refused (RC_BADARG) for a joining node */
+    if (rc == RC_EXISTS)
+        LOG_VERBOSE("store already holds a configuration: initial-cluster ignored");
+    else if (joining && rc == RC_BADARG)
+        LOG_NOTICE("node %llu is not in initial-cluster: joining an existing cluster (add it "
+                   "with CFG.CLUSTER ADD on the leader)", (unsigned long long)s->cfg.node_id);
+    else if (rc != RC_OK)
+        LOG_WARNING("bootstrap with initial-cluster: %s (continuing with the configuration "
+                    "of the store)", rc_message(rc));
     return 0;
 }
 
@@ -265,7 +387,7 @@ int srv_init(struct server *s, const struct srv_config *cfg)
         LOG_WARNING("event_base_new failed");
         return -1;
     }
-    if (open_node(s) != 0 || open_listener(s) != 0)
+    if (open_node(s) != 0 || open_listener(s) != 0 || peer_open(s) != 0)
         return -1;
     struct timeval tick = {.tv_sec = (long)(s->cfg.tick_ms / 1000),
                            .tv_usec = (long)(s->cfg.tick_ms % 1000) * 1000};
@@ -320,9 +442,21 @@ static void srv_drain(struct server *s)
     if (any_pending(s))
         LOG_WARNING("shutdown: requests still pending after %d ms; their outcome is unknown "
                     "to their clients", SRV_SHUTDOWN_DRAIN_MS);
-    /* Give sockets a moment to take the last replies (non-blocking, bounded). */
+    /* After a handover, stay a follower a little longer (bounded): requests peers sent us
+     * while we led (forwarded writes, read indexes) get a definite answer instead of
+     * silence, and the last Raft messages reach them. */
+    if (s->handover) {
+        uint64_t linger = 2 * s->cfg.heartbeat_ticks * s->cfg.tick_ms;
+        linger = linger < 50 ? 50 : linger > 500 ? 500 : linger;
+        for (uint64_t end = srv_mono_ms() + linger; srv_mono_ms() < end;) {
+            event_base_loop(s->base, EVLOOP_NONBLOCK);
+            srv_turn_end(s);
+            usleep(1000);
+        }
+    }
+    /* Give sockets a moment to take the last replies and peer messages (bounded). */
     for (int i = 0; i < 50; i++) {
-        bool waiting = false;
+        bool waiting = peer_out_pending(s);
         for (struct client *c = s->clients; c; c = c->next)
             waiting |= client_out_len(c) > 0;
         if (!waiting)
@@ -346,6 +480,7 @@ int srv_run(struct server *s)
             break;
         }
         srv_turn_end(s);
+        check_handover(s);
     }
     srv_drain(s);
     return s->exit_code;
@@ -355,6 +490,7 @@ void srv_close(struct server *s)
 {
     while (s->clients)
         client_free(s->clients);
+    peer_close(s);
     if (s->listener)
         evconnlistener_free(s->listener);
     if (s->tick_ev)

@@ -80,6 +80,11 @@ struct server {
     size_t scan_cursors_free_hint; /* free entries in scans[] */
 
     struct srv_stats stats;
+
+    /* issue 4: peer transport and graceful leader handover */
+    struct peer_mgr *peers;
+    bool handover;              /* SIGTERM on a leader: transferring before stopping */
+    uint64_t handover_deadline_ms; /* monotonic */
 };
 
 /* Open the store and the node, bind the listener. Returns 0 or -1 (logged). */
