@@ -11,33 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "rc.h"
-
-static void put_u16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 3; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-
-static uint64_t get_be(const uint8_t *p, int n)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < n; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
 
 int node_entry_encode(const struct node_entry *e, uint8_t **out, size_t *len)
 {
@@ -61,17 +36,17 @@ int node_entry_encode(const struct node_entry *e, uint8_t **out, size_t *len)
         return RC_NOMEM;
     uint8_t *p = buf;
     *p++ = NODE_ENTRY_VERSION;
-    put_u64(p, e->request_id), p += 8;
-    put_u64(p, e->time_ms), p += 8;
-    put_u16(p, (uint16_t)e->actor_len), p += 2;
+    be_put(p, e->request_id, 8), p += 8;
+    be_put(p, e->time_ms, 8), p += 8;
+    be_put(p, (uint16_t)e->actor_len, 2), p += 2;
     if (e->actor_len)
         memcpy(p, e->actor, e->actor_len), p += e->actor_len;
-    put_u16(p, (uint16_t)e->client_len), p += 2;
+    be_put(p, (uint16_t)e->client_len, 2), p += 2;
     if (e->client_len)
         memcpy(p, e->client, e->client_len), p += e->client_len;
-    put_u32(p, e->argc), p += 4;
+    be_put(p, e->argc, 4), p += 4;
     for (uint32_t i = 0; i < e->argc; i++) {
-        put_u32(p, (uint32_t)e->argvlen[i]), p += 4;
+        be_put(p, (uint32_t)e->argvlen[i], 4), p += 4;
         if (e->argvlen[i])
             memcpy(p, e->argv[i], e->argvlen[i]), p += e->argvlen[i];
     }
@@ -105,7 +80,7 @@ static int take_int(struct rd *r, int n, uint64_t *v)
     const uint8_t *at;
     if (take(r, (size_t)n, &at))
         return RC_CORRUPT;
-    *v = get_be(at, n);
+    *v = be_get(at, n);
     return RC_OK;
 }
 

@@ -15,32 +15,13 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "bytes.h"
 #include "rc.h"
-
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 3; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-
-static uint64_t get_be(const uint8_t *p, int n)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < n; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
 
 static size_t key_letter(uint32_t group, uint8_t letter, uint8_t *out)
 {
     out[0] = 'g';
-    put_u32(out + 1, group);
+    be_put(out + 1, group, 4);
     out[5] = letter;
     return 6;
 }
@@ -51,7 +32,7 @@ size_t node_log_key_snap(uint32_t group, uint8_t *out) { return key_letter(group
 size_t node_log_key_entry(uint32_t group, raft_index index, uint8_t *out)
 {
     key_letter(group, 'L', out);
-    put_u64(out + 6, index);
+    be_put(out + 6, index, 8);
     return NODE_LOG_KEY_BYTES;
 }
 
@@ -66,12 +47,12 @@ uint8_t *node_log_entry_encode(const struct raft_entry *e, size_t *len)
     if (!buf)
         return NULL;
     buf[0] = NODE_LOG_VERSION;
-    put_u64(buf + 1, e->term);
+    be_put(buf + 1, e->term, 8);
     buf[9] = e->type;
-    put_u32(buf + 10, e->len);
+    be_put(buf + 10, e->len, 4);
     if (e->len)
         memcpy(buf + 14, e->data, e->len);
-    put_u64(buf + 14 + e->len, XXH3_64bits_withSeed(buf, 14 + (size_t)e->len, e->index));
+    be_put(buf + 14 + e->len, XXH3_64bits_withSeed(buf, 14 + (size_t)e->len, e->index), 8);
     *len = n;
     return buf;
 }
@@ -82,15 +63,15 @@ int node_log_entry_decode(raft_index index, const uint8_t *buf, size_t len,
     memset(out, 0, sizeof *out);
     if (len < NODE_LOG_ENTRY_OVERHEAD || buf[0] != NODE_LOG_VERSION)
         return RC_CORRUPT;
-    uint64_t dlen = get_be(buf + 10, 4);
+    uint64_t dlen = be_get(buf + 10, 4);
     if (dlen > NODE_LOG_ENTRY_BYTES_MAX || dlen != len - NODE_LOG_ENTRY_OVERHEAD)
         return RC_CORRUPT;
-    if (get_be(buf + len - 8, 8) != XXH3_64bits_withSeed(buf, len - 8, index))
+    if (be_get(buf + len - 8, 8) != XXH3_64bits_withSeed(buf, len - 8, index))
         return RC_CORRUPT;
     if (buf[9] != RAFT_ENTRY_NORMAL && buf[9] != RAFT_ENTRY_CONF)
         return RC_CORRUPT;
     out->index = index;
-    out->term = get_be(buf + 1, 8);
+    out->term = be_get(buf + 1, 8);
     out->type = buf[9];
     out->len = (uint32_t)dlen;
     if (dlen) {
@@ -105,21 +86,21 @@ int node_log_entry_decode(raft_index index, const uint8_t *buf, size_t len,
 void node_log_hs_encode(const struct raft_hard_state *hs, uint8_t out[NODE_LOG_HS_BYTES])
 {
     out[0] = NODE_LOG_VERSION;
-    put_u64(out + 1, hs->term);
-    put_u64(out + 9, hs->vote);
-    put_u64(out + 17, hs->commit);
-    put_u64(out + 25, XXH3_64bits_withSeed(out, 25, 0));
+    be_put(out + 1, hs->term, 8);
+    be_put(out + 9, hs->vote, 8);
+    be_put(out + 17, hs->commit, 8);
+    be_put(out + 25, XXH3_64bits_withSeed(out, 25, 0), 8);
 }
 
 int node_log_hs_decode(const uint8_t *buf, size_t len, struct raft_hard_state *out)
 {
     if (len != NODE_LOG_HS_BYTES || buf[0] != NODE_LOG_VERSION)
         return RC_CORRUPT;
-    if (get_be(buf + 25, 8) != XXH3_64bits_withSeed(buf, 25, 0))
+    if (be_get(buf + 25, 8) != XXH3_64bits_withSeed(buf, 25, 0))
         return RC_CORRUPT;
-    out->term = get_be(buf + 1, 8);
-    out->vote = get_be(buf + 9, 8);
-    out->commit = get_be(buf + 17, 8);
+    out->term = be_get(buf + 1, 8);
+    out->vote = be_get(buf + 9, 8);
+    out->commit = be_get(buf + 17, 8);
     return RC_OK;
 }
 
@@ -133,15 +114,15 @@ uint8_t *node_log_snap_encode(const struct raft_snapshot_meta *m, size_t *len)
     if (!buf)
         return NULL;
     *p++ = NODE_LOG_VERSION;
-    put_u64(p, m->index), p += 8;
-    put_u64(p, m->term), p += 8;
-    put_u32(p, m->conf.n_voters), p += 4;
+    be_put(p, m->index, 8), p += 8;
+    be_put(p, m->term, 8), p += 8;
+    be_put(p, m->conf.n_voters, 4), p += 4;
     for (uint32_t i = 0; i < m->conf.n_voters; i++)
-        put_u64(p, m->conf.voters[i]), p += 8;
-    put_u32(p, m->conf.n_learners), p += 4;
+        be_put(p, m->conf.voters[i], 8), p += 8;
+    be_put(p, m->conf.n_learners, 4), p += 4;
     for (uint32_t i = 0; i < m->conf.n_learners; i++)
-        put_u64(p, m->conf.learners[i]), p += 8;
-    put_u64(p, XXH3_64bits_withSeed(buf, n - 8, 0));
+        be_put(p, m->conf.learners[i], 8), p += 8;
+    be_put(p, XXH3_64bits_withSeed(buf, n - 8, 0), 8);
     *len = n;
     return buf;
 }
@@ -151,22 +132,22 @@ int node_log_snap_decode(const uint8_t *buf, size_t len, struct raft_snapshot_me
     memset(out, 0, sizeof *out);
     if (len < 1 + 8 + 8 + 4 + 4 + 8 || buf[0] != NODE_LOG_VERSION)
         return RC_CORRUPT;
-    if (get_be(buf + len - 8, 8) != XXH3_64bits_withSeed(buf, len - 8, 0))
+    if (be_get(buf + len - 8, 8) != XXH3_64bits_withSeed(buf, len - 8, 0))
         return RC_CORRUPT;
-    uint64_t nv = get_be(buf + 17, 4);
+    uint64_t nv = be_get(buf + 17, 4);
     if (nv > RAFT_VOTERS_MAX || len < 21 + 8 * nv + 4 + 8)
         return RC_CORRUPT;
-    uint64_t nl = get_be(buf + 21 + 8 * nv, 4);
+    uint64_t nl = be_get(buf + 21 + 8 * nv, 4);
     if (nl > RAFT_LEARNERS_MAX || len != 21 + 8 * nv + 4 + 8 * nl + 8)
         return RC_CORRUPT;
-    out->index = get_be(buf + 1, 8);
-    out->term = get_be(buf + 9, 8);
+    out->index = be_get(buf + 1, 8);
+    out->term = be_get(buf + 9, 8);
     out->conf.n_voters = (uint32_t)nv;
     for (uint64_t i = 0; i < nv; i++)
-        out->conf.voters[i] = get_be(buf + 21 + 8 * i, 8);
+        out->conf.voters[i] = be_get(buf + 21 + 8 * i, 8);
     out->conf.n_learners = (uint32_t)nl;
     for (uint64_t i = 0; i < nl; i++)
-        out->conf.learners[i] = get_be(buf + 25 + 8 * nv + 8 * i, 8);
+        out->conf.learners[i] = be_get(buf + 25 + 8 * nv + 8 * i, 8);
     return RC_OK;
 }
 
@@ -288,7 +269,7 @@ static int load_entries(struct pst_engine *e, const struct node_log *log, struct
             snprintf(ld->why, sizeof ld->why, "malformed log key (%zu bytes)", klen);
             continue;
         }
-        raft_index index = get_be(k + 6, 8);
+        raft_index index = be_get(k + 6, 8);
         if (index <= log->snap.index)
             continue; /* cannot exist (deleted in the snapshot's batch); harmless */
         struct raft_entry ent;

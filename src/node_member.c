@@ -40,32 +40,19 @@
 #include <xxhash.h>
 
 #include "node_internal.h"
+#include "bytes.h"
 #include "rc.h"
 
 #define BOOK_VERSION 1u
 #define CTX_VERSION 1u
 #define BOOK_KEY_BYTES 14u
 
-static void put_be(uint8_t *p, uint64_t v, int n)
-{
-    for (int i = n - 1; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-
-static uint64_t get_be(const uint8_t *p, int n)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < n; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
-
 static size_t book_key(raft_id id, uint8_t *out)
 {
     out[0] = 'g';
-    put_be(out + 1, NODE_GROUP_META, 4);
+    be_put(out + 1, NODE_GROUP_META, 4);
     out[5] = 'M';
-    put_be(out + 6, id, 8);
+    be_put(out + 6, id, 8);
     return BOOK_KEY_BYTES;
 }
 
@@ -116,7 +103,7 @@ static size_t book_encode(const struct node_member *m, uint8_t *out)
     out[3 + a] = (uint8_t)c;
     memcpy(out + 4 + a, m->cluster_addr, c);
     size_t n = 4 + a + c;
-    put_be(out + n, XXH3_64bits_withSeed(out, n, m->id), 8);
+    be_put(out + n, XXH3_64bits_withSeed(out, n, m->id), 8);
     return n + 8;
 }
 
@@ -125,7 +112,7 @@ static int book_decode(raft_id id, const uint8_t *p, size_t len, struct node_mem
     memset(m, 0, sizeof *m);
     if (len < 12 || p[0] != BOOK_VERSION || p[1] > 1)
         return RC_CORRUPT;
-    if (get_be(p + len - 8, 8) != XXH3_64bits_withSeed(p, len - 8, id))
+    if (be_get(p + len - 8, 8) != XXH3_64bits_withSeed(p, len - 8, id))
         return RC_CORRUPT;
     size_t a = p[2];
     if (a >= NODE_ADDR_MAX || 4 + a > len - 8)
@@ -202,7 +189,7 @@ int node_book_load(struct node *n)
         struct node_member m;
         if (klen != BOOK_KEY_BYTES || n->n_book >= NODE_BOOK_MAX)
             rc = RC_CORRUPT;
-        else if ((rc = book_decode(get_be(k + 6, 8), v, vlen, &m)) == RC_OK)
+        else if ((rc = book_decode(be_get(k + 6, 8), v, vlen, &m)) == RC_OK)
             n->book[n->n_book++] = m;
     }
     if (rc == RC_OK && pst_iter_status(it) != RC_OK)

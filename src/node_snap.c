@@ -42,6 +42,7 @@
 #include <xxhash.h>
 
 #include "node_internal.h"
+#include "bytes.h"
 #include "rc.h"
 
 #define CHUNK_MAGIC "RCSN"
@@ -81,25 +82,11 @@ bool node_state_letter(uint8_t letter)
     return letter != 'H' && letter != 'L' && letter != 'S' && letter != 'T' && letter != 'I';
 }
 
-static void put_be(uint8_t *p, uint64_t v, int n)
-{
-    for (int i = n - 1; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-
-static uint64_t get_be(const uint8_t *p, int n)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < n; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
-
 /* 'g' G [letter]: returns the length (5 or 6). */
 static size_t gkey(uint32_t group, int letter, uint8_t *out)
 {
     out[0] = 'g';
-    put_be(out + 1, group, 4);
+    be_put(out + 1, group, 4);
     if (letter < 0)
         return 5;
     out[5] = (uint8_t)letter;
@@ -159,11 +146,11 @@ static void src_release(struct node_snap_src *s)
 static size_t put_piece(uint8_t *p, const uint8_t *k, size_t klen, const uint8_t *v,
                         size_t vlen, size_t from, size_t n)
 {
-    put_be(p, klen, 4);
+    be_put(p, klen, 4);
     memcpy(p + 4, k, klen);
-    put_be(p + 4 + klen, vlen, 4);
-    put_be(p + 8 + klen, from, 4);
-    put_be(p + 12 + klen, n, 4);
+    be_put(p + 4 + klen, vlen, 4);
+    be_put(p + 8 + klen, from, 4);
+    be_put(p + 12 + klen, n, 4);
     if (n)
         memcpy(p + 16 + klen, v + from, n);
     return 16 + klen + n;
@@ -212,11 +199,11 @@ int node_snap_src_next(struct node_snap_src *s, void *buf, size_t cap, size_t *l
     bool last = !pst_iter_valid(s->it);
     memcpy(p, CHUNK_MAGIC, 4);
     p[4] = CHUNK_VERSION;
-    put_be(p + 5, s->group, 4);
-    put_be(p + 9, s->seq++, 4);
+    be_put(p + 5, s->group, 4);
+    be_put(p + 9, s->seq++, 4);
     p[13] = last ? 1 : 0;
-    put_be(p + 14, count, 3); /* bytes 14..16: count (24 bits: a chunk cannot hold more) */
-    put_be(p + off, XXH3_64bits(p, off), 8);
+    be_put(p + 14, count, 3); /* bytes 14..16: count (24 bits: a chunk cannot hold more) */
+    be_put(p + off, XXH3_64bits(p, off), 8);
     *len = off + CHUNK_TRAILER;
     *done = s->done = last;
     return RC_OK;
@@ -262,10 +249,10 @@ static int marker_put(struct node *n, uint32_t group, uint8_t phase, raft_id fro
     if (rec && b) {
         rec[0] = MARKER_VERSION;
         rec[1] = phase;
-        put_be(rec + 2, from, 8);
-        put_be(rec + 10, mlen, 4);
+        be_put(rec + 2, from, 8);
+        be_put(rec + 10, mlen, 4);
         memcpy(rec + 14, meta, mlen);
-        put_be(rec + 14 + mlen, XXH3_64bits(rec, 14 + mlen), 8);
+        be_put(rec + 14 + mlen, XXH3_64bits(rec, 14 + mlen), 8);
         pst_batch_put(b, key, gkey(group, 'I', key), rec, len);
         rc = pst_batch_status(b);
         if (rc == RC_OK)
@@ -290,11 +277,11 @@ static int marker_get(struct node *n, uint32_t group, uint8_t *phase, raft_id *f
     const uint8_t *p = val;
     rc = RC_CORRUPT;
     if (vlen >= 22 && p[0] == MARKER_VERSION && p[1] >= PHASE_STAGING &&
-        p[1] <= PHASE_INSTALLING && get_be(p + vlen - 8, 8) == XXH3_64bits(p, vlen - 8) &&
-        get_be(p + 10, 4) == vlen - 22 &&
+        p[1] <= PHASE_INSTALLING && be_get(p + vlen - 8, 8) == XXH3_64bits(p, vlen - 8) &&
+        be_get(p + 10, 4) == vlen - 22 &&
         node_log_snap_decode(p + 14, vlen - 22, m) == RC_OK) {
         *phase = p[1];
-        *from = get_be(p + 2, 8);
+        *from = be_get(p + 2, 8);
         rc = RC_OK;
     }
     free(val);
@@ -368,14 +355,14 @@ static bool piece_parse(const uint8_t *p, size_t *off, size_t end, struct piece 
 {
     if (end - *off < 4)
         return false;
-    pc->klen = (size_t)get_be(p + *off, 4);
+    pc->klen = (size_t)be_get(p + *off, 4);
     if (pc->klen < 1 || pc->klen > PST_KEY_BYTES_MAX - 6 || end - *off - 4 < pc->klen + 12)
         return false;
     pc->key = p + *off + 4;
     size_t q = *off + 4 + pc->klen;
-    pc->vlen = (size_t)get_be(p + q, 4);
-    pc->from = (size_t)get_be(p + q + 4, 4);
-    pc->n = (size_t)get_be(p + q + 8, 4);
+    pc->vlen = (size_t)be_get(p + q, 4);
+    pc->from = (size_t)be_get(p + q + 4, 4);
+    pc->n = (size_t)be_get(p + q + 8, 4);
     if (!node_state_letter(pc->key[0]) || pc->vlen > PST_VALUE_BYTES_MAX ||
         pc->n > pc->vlen || pc->from > pc->vlen - pc->n || end - q - 12 < pc->n)
         return false;
@@ -390,13 +377,13 @@ static int chunk_check(const uint8_t *p, size_t len, uint32_t group,
                        const struct node_stage *st, uint32_t *count, bool *last)
 {
     if (len < CHUNK_HDR + CHUNK_TRAILER || memcmp(p, CHUNK_MAGIC, 4) != 0 ||
-        p[4] != CHUNK_VERSION || get_be(p + 5, 4) != group || p[13] > 1)
+        p[4] != CHUNK_VERSION || be_get(p + 5, 4) != group || p[13] > 1)
         return RC_CORRUPT;
-    if (get_be(p + len - 8, 8) != XXH3_64bits(p, len - 8))
+    if (be_get(p + len - 8, 8) != XXH3_64bits(p, len - 8))
         return RC_CORRUPT;
-    if (get_be(p + 9, 4) != st->next_seq)
+    if (be_get(p + 9, 4) != st->next_seq)
         return RC_CORRUPT; /* lost, repeated or reordered chunk */
-    *count = (uint32_t)get_be(p + 14, 3);
+    *count = (uint32_t)be_get(p + 14, 3);
     *last = p[13] == 1;
     const uint8_t *akey = st->part_key;
     size_t aklen = st->part_klen, avlen = st->part_vlen, ahave = st->part_have;
