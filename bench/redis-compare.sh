@@ -22,6 +22,8 @@ REDIS=${REDIS_SERVER:-/usr/bin/redis-server}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=../tests/integration/lib/server.sh
 . "$here/../tests/integration/lib/server.sh"
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 root=$(mktemp -d /tmp/rc-compare-XXXXXX)
 trap 'srv_stop_all; rm -rf "$root"' EXIT
 trap 'exit 130' INT TERM
@@ -55,37 +57,21 @@ errors=0
 for round in $(seq 1 "$ROUNDS"); do
   for P in 1 16; do
     for i in 0 1 2; do
-      out=$(timeout 900 redis-benchmark -h 127.0.0.1 -p "${ports[$i]}" -t set,get -n "$N" \
-        -r 100000 -d 64 -c 50 -P "$P" --csv 2>&1)
-      rc=$?
-      if [ $rc -ne 0 ] || grep -qiE 'error|refused|reset' <<<"$out"; then
-        echo "ERROR ${names[$i]} P=$P round $round rc=$rc: $(head -3 <<<"$out")" >&2
+      bench_once "$raw" "${names[$i]}" "${configs[$i]}" "${ports[$i]}" "$P" "$round" "$N" ||
         errors=$((errors + 1))
-      fi
-      # "SET","83333.34","0.405","0.128","0.319","0.567","3.399","3.511"
-      tr -d '"' <<<"$out" | awk -F, -v s="${names[$i]}" -v c="${configs[$i]}" -v p="$P" \
-        -v r="$round" '$1=="SET"||$1=="GET" {print s","c","$1","p","r","$2","$5","$7}' >>"$raw"
       echo "# round $round ${names[$i]} P=$P done" >&2
     done
   done
 done
-
-median() {
-  sort -g | awk '{a[NR] = $1}
-    END { if (NR == 0) print "-"; else if (NR % 2) print a[(NR + 1) / 2];
-          else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
 
 printf '\n%-9s %-18s %-4s %-8s %14s %9s %9s\n' system config op pipeline "ops/s(median)" \
   "p50 ms" "p99 ms"
 for P in 1 16; do
   for op in SET GET; do
     for i in 0 1 2; do
-      sel=$(awk -F, -v s="${names[$i]}" -v c="${configs[$i]}" -v o="$op" -v p="$P" \
-        '$1==s && $2==c && $3==o && $4==p' "$raw")
-      rps=$(cut -d, -f6 <<<"$sel" | grep . | median)
-      p50=$(cut -d, -f7 <<<"$sel" | grep . | median)
-      p99=$(cut -d, -f8 <<<"$sel" | grep . | median)
+      rps=$(bench_cell "$raw" "${names[$i]}" "${configs[$i]}" "$op" "$P" 6)
+      p50=$(bench_cell "$raw" "${names[$i]}" "${configs[$i]}" "$op" "$P" 7)
+      p99=$(bench_cell "$raw" "${names[$i]}" "${configs[$i]}" "$op" "$P" 8)
       printf '%-9s %-18s %-4s %-8s %14s %9s %9s\n' "${names[$i]}" "${configs[$i]}" "$op" "$P" \
         "$rps" "$p50" "$p99"
       eval "rps_${i}_${op}_${P}=\$rps"
