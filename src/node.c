@@ -123,6 +123,7 @@ static void note_soft_state(struct node *n, struct group *g, const struct raft_s
     }
     g->leader = ss->leader;
     g->role = ss->role;
+    g->quorum_lost = false; /* a new role: a new leader just heard from a majority */
 }
 
 static int fail_run(struct node *n)
@@ -196,6 +197,29 @@ bool node_has_work(const struct node *n)
     return false;
 }
 
+/* A leader has "lost its quorum" when fewer than a majority of voters (itself included)
+ * were heard from within half an election timeout (at least two heartbeats). CheckQuorum
+ * makes it step down after a whole election timeout; until then writes are held back
+ * instead of appended (node_req.c). */
+static void note_quorum(struct node *n, struct group *g)
+{
+    struct raft_status st;
+    raft_status(g->raft, &st);
+    g->quorum_lost = false;
+    if (st.role != RAFT_LEADER || st.conf.n_voters <= 1)
+        return;
+    uint32_t limit = n->cfg.raft.election_ticks / 2;
+    if (limit < 2 * n->cfg.raft.heartbeat_ticks + 1)
+        limit = 2 * n->cfg.raft.heartbeat_ticks + 1;
+    uint32_t heard = 0;
+    for (uint32_t i = 0; i < st.n_progress; i++) {
+        const struct raft_progress_info *p = &st.progress[i];
+        if (!p->learner && (p->id == st.id || p->ticks_since_contact <= limit))
+            heard++;
+    }
+    g->quorum_lost = heard <= st.conf.n_voters / 2;
+}
+
 void node_tick(struct node *n, uint64_t now_ms)
 {
     if (n->failed)
@@ -217,6 +241,8 @@ void node_tick(struct node *n, uint64_t now_ms)
             raft_tick(n->g[i].raft);
     }
     if (ticks) {
+        for (uint32_t i = 0; i < NODE_GROUPS; i++)
+            note_quorum(n, &n->g[i]);
         node_retry_queued(n, true);
         node_member_tick(n);
     }

@@ -81,6 +81,7 @@ struct group {
     struct raft_ready rd;
     bool in_ready;
     bool retry; /* a leader appeared: retry queued requests after this turn */
+    bool quorum_lost; /* leader that has not heard from a quorum lately (node_tick) */
     raft_id leader;
     enum raft_role role;
     struct raft_conf conf;  /* as of conf_index (the applied index, see node_apply.c) */

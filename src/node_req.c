@@ -195,6 +195,13 @@ static int req_submit(struct node *n, struct req *r)
     struct group *g = &n->g[r->group];
     NODE_ASSERT(r->state == RS_QUEUED);
     int err;
+    if (r->kind == REQ_WRITE && g->quorum_lost) {
+        /* A leader cut off from its quorum would append an entry whose fate nobody can
+         * tell; keep the write queued (nothing appended) until the quorum answers again,
+         * a new leader appears, or the deadline says -NOQUORUM. */
+        node_req_note_err(r, RAFT_ERR_NO_QUORUM);
+        return 0;
+    }
     if (r->kind == REQ_WRITE) {
         raft_index index = 0;
         raft_term term = 0;
@@ -330,7 +337,9 @@ static void req_expire(struct node *n, struct req *r)
         return;
     }
     if (r->kind == REQ_WRITE) {
-        if (r->state == RS_QUEUED)
+        if (r->state == RS_QUEUED && r->last_err == RAFT_ERR_NO_QUORUM)
+            node_req_fail(n, r, RC_NOQUORUM, "leader cannot reach a majority; not applied");
+        else if (r->state == RS_QUEUED)
             node_req_fail(n, r, RC_TRYAGAIN, "no leader within the request timeout; not applied");
         else
             node_req_fail(n, r, RC_TIMEOUT, NULL);

@@ -919,6 +919,40 @@ Test(node, forwarded_write_lost_with_its_leader_is_proposed_again)
     cl_close(&c);
 }
 
+/* A leader that has not heard from a majority for half an election timeout holds new
+ * writes back instead of appending entries whose fate nobody could tell; at the deadline the
+ * client hears -NOQUORUM (not applied), and the write is nowhere. */
+Test(node, leader_without_quorum_holds_writes_and_answers_noquorum)
+{
+    struct cluster c;
+    cl_open(&c, 3000);
+    int l = cl_wait_leader(&c, -1);
+    c.cut[l] = true;
+    for (int i = 0; i < 7; i++) /* 700 ms: past half the 1 s election timeout, before it */
+        cl_turn(&c, 100);
+    struct raft_status st;
+    cr_assert_eq(node_raft_status(c.n[l], NODE_GROUP_DATA, &st), RC_OK);
+    cr_assert_eq(st.role, RAFT_LEADER, "stepped down too early for this test");
+    raft_index last = st.last_index;
+    struct done d = {0};
+    int rc;
+    cr_assert_neq(submit_set(c.n[l], "/nq", "1", &d, &rc), 0, "refused at once: %d", rc);
+    cl_turn(&c, 10);
+    cr_assert_eq(node_raft_status(c.n[l], NODE_GROUP_DATA, &st), RC_OK);
+    cr_assert_eq(st.last_index, last, "a leader without quorum appended the write");
+    for (int i = 0; i < 60 && d.calls == 0; i++)
+        cl_turn(&c, 100);
+    cr_assert_eq(d.calls, 1, "never answered");
+    cr_assert_eq(d.rc, RC_NOQUORUM, "rc %d", d.rc);
+    c.cut[l] = false;
+    for (int i = 0; i < 40; i++)
+        cl_turn(&c, 50);
+    for (int i = 0; i < CL_N; i++)
+        expect_missing(c.n[i], "/nq");
+    done_clear(&d);
+    cl_close(&c);
+}
+
 Test(node, restart_ignores_bootstrap_flags_after_first_start)
 {
     struct pst_engine *e = mem_engine();
