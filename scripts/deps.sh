@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(build-essential pkg-config libevent-dev libleveldb-dev libxxhash-dev libjansson-dev
       libpcre2-dev libssl-dev libhiredis-dev libcriterion-dev redis-tools redis-server
-      iproute2 procps)
+      iproute2 procps json-schema-test-suite)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
