@@ -113,6 +113,14 @@ void cmd_cfg_set(struct client *, struct cslot *, int, char **, size_t *);
 void cmd_cfg_get(struct client *, struct cslot *, int, char **, size_t *);
 void cmd_cfg_del(struct client *, struct cslot *, int, char **, size_t *);
 void cmd_cfg_list(struct client *, struct cslot *, int, char **, size_t *);
+void cmd_cfg_history(struct client *, struct cslot *, int, char **, size_t *);
+
+void cmd_subscribe(struct client *, struct cslot *, int, char **, size_t *);
+void cmd_unsubscribe(struct client *, struct cslot *, int, char **, size_t *);
+void cmd_psubscribe(struct client *, struct cslot *, int, char **, size_t *);
+void cmd_punsubscribe(struct client *, struct cslot *, int, char **, size_t *);
+void cmd_publish(struct client *, struct cslot *, int, char **, size_t *);
+void cmd_pubsub(struct client *, struct cslot *, int, char **, size_t *);
 
 void cmd_cfg_cluster(struct client *, struct cslot *, int, char **, size_t *);
 void cmd_cfg_health(struct client *, struct cslot *, int, char **, size_t *);

@@ -56,6 +56,7 @@ static const struct opt opts[] = {
     {"cluster-port", T_UINT, false, OFF(cluster_port), 0, 65535, "0"},
     {"cluster-secret", T_STR, false, OFF(cluster_secret), 0, 0, ""},
     {"enable-flushall", T_BOOL, true, OFF(enable_flushall), 0, 0, "no"},
+    {"history-max-versions", T_UINT, false, OFF(history_max_versions), 1, 1000000, "100"},
     {"daemonize", T_BOOL, false, OFF(daemonize), 0, 0, "no"},
     /* Redis compatibility, read-only: tools ask for these (redis-benchmark asks "save"
      * and "appendonly"). Every write is in a log fsync'd before the reply, which is what

@@ -39,6 +39,7 @@ struct srv_config {
     char *cluster_secret;  /* "" = no cluster port; required for a multi-node cluster */
     bool enable_flushall;
     bool daemonize; /* only "no" is supported */
+    uint64_t history_max_versions; /* versions kept per key (state machine, issue 5) */
 };
 
 /* Fill every option with its default. */

@@ -30,6 +30,7 @@
 #include "log.h"
 #include "node.h"
 #include "peer.h"
+#include "pubsub.h"
 #include "rc.h"
 
 #define SRV_TURN_ROUNDS_MAX 16     /* node_run rounds per turn (reads chained on writes) */
@@ -177,7 +178,8 @@ static void on_cron(evutil_socket_t fd, short what, void *ud)
         return;
     for (struct client *c = s->clients, *nx; c; c = nx) {
         nx = c->next;
-        if (c->n_slots == 0 && mono - c->last_mono_ms > s->cfg.timeout_s * 1000) {
+        if (c->n_slots == 0 && mono - c->last_mono_ms > s->cfg.timeout_s * 1000 &&
+            !pubsub_client_subscribed(c)) { /* as Redis: subscribers never time out */
             LOG_VERBOSE("closing idle client %s", c->addr);
             client_free(c);
         }
@@ -353,6 +355,7 @@ static int open_node(struct server *s)
     nc.raft.election_ticks = (uint32_t)s->cfg.election_ticks;
     nc.raft.heartbeat_ticks = (uint32_t)s->cfg.heartbeat_ticks;
     nc.ns.value_len_max = s->cfg.max_value_size;
+    nc.ns.history_max_versions = s->cfg.history_max_versions;
     rc = node_open(s->pst, &nc, srv_now_ms(), &s->node, &err);
     if (rc != RC_OK) {
         LOG_WARNING("cannot open node in '%s': %s", s->cfg.dir, err ? err : rc_message(rc));
@@ -490,6 +493,7 @@ void srv_close(struct server *s)
 {
     while (s->clients)
         client_free(s->clients);
+    pubsub_free(s); /* after the clients: each one leaves its subscriptions */
     peer_close(s);
     if (s->listener)
         evconnlistener_free(s->listener);

@@ -6,6 +6,7 @@
  * equals the group's 'A' record: it is changed only by ns_commit_batch after the batch
  * that carries the new 'A' record was written, so a failed write leaves both as they were.
  * Reads go to the engine's latest state; everything read is validated by ns_record.c.
+ * (History reads are in ns_history.c.)
  * Deterministic: no clocks, no randomness, no I/O besides the pst engine.
  */
 #include <string.h>
@@ -17,6 +18,7 @@ void ns_limits_default(struct ns_limits *l)
 {
     l->key_len_max = 4096;
     l->value_len_max = 1024 * 1024;
+    l->history_max_versions = 100;
 }
 
 static int read_applied(struct ns *n, struct ns_applied *a)
@@ -71,6 +73,11 @@ int ns_open(struct pst_engine *e, uint32_t group, const struct ns_limits *lim, s
         return rc;
     }
     set_applied(n, &a);
+    rc = ns_hist_load_group(n);
+    if (rc != RC_OK) {
+        ns_close(n);
+        return rc;
+    }
     *out = n;
     return RC_OK;
 }
@@ -95,6 +102,8 @@ int ns_reload(struct ns *n)
     int rc = read_applied(n, &a);
     if (rc == RC_OK)
         set_applied(n, &a);
+    if (rc == RC_OK)
+        rc = ns_hist_load_group(n);
     return rc;
 }
 

@@ -15,8 +15,9 @@
  *                  key_count u64 (big endian)
  *   'K' + key      current value record: format byte, flags, create_rev u64, mod_rev u64,
  *                  version u64, mtime_ms u64, actor (u8 length + bytes), value bytes
- * (history, audit, schemas and namespace snapshots get their own letters in the
- * governance issue; a 'K' record carries everything a history version needs.)
+ *   'V' ...        history: the group record, per key a meta record and one version
+ *                  record per retained revision (ns_record.c; docs/storage.md)
+ * (audit, schemas and namespace snapshots get their own letters in the governance issue.)
  *
  * Revisions: the group revision advances by exactly 1 for every entry that changes at
  * least one key (MSET of many keys is one revision, like an etcd transaction); entries
@@ -37,6 +38,10 @@ struct ns;
 struct ns_limits {
     size_t key_len_max;   /* default 4096 */
     size_t value_len_max; /* default 1 MiB */
+    /* Versions kept per key, the current one (or the deletion) included; default 100.
+     * 0 behaves as 1 (only the newest version). Every replica must use the same value:
+     * pruning is decided at apply time. */
+    uint64_t history_max_versions;
 };
 void ns_limits_default(struct ns_limits *l);
 
@@ -174,5 +179,53 @@ typedef bool (*ns_visit_fn)(void *ud, const struct ns_kv *kv);
 int ns_scan(struct ns *n, const void *prefix, size_t plen, const void *start, size_t slen,
             size_t limit, bool with_values, ns_visit_fn fn, void *ud, char **next_out,
             size_t *next_len);
+
+/* ---------------------------------------------------------------- history */
+
+/*
+ * Every change of a key (set or delete) is also written as a version at the entry's
+ * revision, in the same batch; a key keeps its newest history_max_versions versions (the
+ * oldest are pruned as new ones are written). Reading key k "as of revision r" answers
+ * the newest version of k with revision <= r: its value, or absent when that version is
+ * a deletion or there is none because k did not exist yet. When that version was pruned
+ * the read is RC_COMPACTED and *oldest_out is the revision of k's oldest retained
+ * version (reads at r >= it are answerable).
+ */
+
+/* One retained version, borrowed for the callback only. deleted: a deletion (version 0,
+ * value NULL); otherwise value/vlen is the value as written at `revision`. */
+struct ns_version {
+    uint64_t revision;   /* revision that wrote this version */
+    uint64_t create_rev; /* revision that created this incarnation of the key */
+    uint64_t version;    /* key version (1 on create), 0 for a deletion */
+    uint64_t mtime_ms;   /* proposer's time of the change */
+    bool deleted;
+    const char *actor;
+    size_t actor_len;
+    const char *value;
+    size_t vlen;
+};
+
+/* Key as of revision rev (<= ns_revision; RC_BADARG otherwise). RC_OK with *out filled as
+ * by ns_get (mod_rev = the revision of the version), RC_NOTFOUND (absent or deleted at
+ * rev; always for rev 0 and keys outside 1..key_len_max bytes), RC_COMPACTED (*oldest_out
+ * set), RC_IO/RC_CORRUPT/RC_NOMEM. */
+int ns_get_at(struct ns *n, const void *key, size_t klen, uint64_t rev, struct ns_kv *out,
+              uint64_t *oldest_out);
+
+/* Visit key's retained versions with revision < before (0: no bound), newest first, at
+ * most limit (0: no limit); fn returns false to stop. RC_OK/RC_IO/RC_CORRUPT/RC_NOMEM. */
+typedef bool (*ns_version_fn)(void *ud, const struct ns_version *v);
+int ns_history(struct ns *n, const void *key, size_t klen, uint64_t before, size_t limit,
+               ns_version_fn fn, void *ud);
+
+/* The oldest revision at which every key of the group is answerable: reads of any key at
+ * revisions >= it never fail with RC_COMPACTED. 0 until something was pruned. */
+uint64_t ns_compact_revision(const struct ns *n);
+
+/* Pruning hook for pinned snapshots: 0 when nothing is pinned, else the oldest pinned
+ * revision P. A version is pruned only if every read at a revision >= P can do without
+ * it (the next version's revision <= P). Always 0 until pinned snapshots exist. */
+uint64_t ns_history_pin_rev(const struct ns *n);
 
 #endif

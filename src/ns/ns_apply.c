@@ -12,6 +12,10 @@
  *   - The revision advances by exactly one for an entry that changes at least one key.
  *     A key named twice in one entry (MSET a 1 a 2, DEL a a) changes once (last wins).
  *   - Only the entry's data is used (index, term, time_ms, actor): no clock, no rand.
+ *   - Every staged change of a key also stages its history version (a tombstone for a
+ *     deletion, FLUSHALL included) and the pruning of old versions (ns_history.c), in the
+ *     same batch; the group history record is written with the first changing entry and
+ *     whenever pruning raises the group's compacted revision.
  */
 #include <string.h>
 #include <strings.h>
@@ -29,6 +33,7 @@ struct txn {
     uint64_t rev;       /* the revision this entry's changes get */
     uint64_t key_count; /* key count after the staged changes */
     bool changed;
+    uint64_t compact_rev; /* group compacted revision after the staged pruning */
 };
 
 static bool arg_is(const char *a, size_t alen, const char *word)
@@ -114,6 +119,9 @@ static int stage_put(struct txn *t, const char *key, size_t klen, const char *va
     free(rec);
     if (!rec)
         return RC_NOMEM;
+    int rc = ns_hist_stage(t->n, key, klen, &r, false, old, &t->compact_rev);
+    if (rc != RC_OK)
+        return rc;
     t->changed = true;
     if (!old)
         t->key_count++;
@@ -122,8 +130,29 @@ static int stage_put(struct txn *t, const char *key, size_t klen, const char *va
     return RC_OK;
 }
 
-static int stage_del(struct txn *t, const char *key, size_t klen)
+/* The history of deleting key, whose current record is old: a tombstone version. */
+static int stage_tombstone(struct txn *t, const char *key, size_t klen,
+                           const struct ns_keyrec *old)
 {
+    const char *actor = t->m->actor ? t->m->actor : "default";
+    struct ns_keyrec r = {
+        .create_rev = old->create_rev,
+        .mod_rev = t->rev,
+        .version = 0,
+        .mtime_ms = t->m->time_ms,
+        .actor = actor,
+        .actor_len = strlen(actor),
+        .value = NULL,
+        .vlen = 0,
+    };
+    return ns_hist_stage(t->n, key, klen, &r, true, old, &t->compact_rev);
+}
+
+static int stage_del(struct txn *t, const char *key, size_t klen, const struct ns_keyrec *old)
+{
+    int rc = stage_tombstone(t, key, klen, old);
+    if (rc != RC_OK)
+        return rc;
     size_t sklen = 0;
     uint8_t *sk = ns_key_data(t->n->group, key, klen, &sklen);
     if (!sk)
@@ -299,12 +328,16 @@ static int cmd_del(struct txn *t, int argc, char **argv, size_t *argvlen, struct
     long long deleted = 0;
     int rc = unique_keys(argc, argv, argvlen, 1, 1, &pos, &npos);
     for (size_t i = 0; rc == RC_OK && i < npos; i++) {
-        bool exists = false;
-        rc = ns_exists(t->n, argv[pos[i]], argvlen[pos[i]], &exists);
-        if (rc == RC_OK && exists) {
-            rc = stage_del(t, argv[pos[i]], argvlen[pos[i]]);
+        void *raw = NULL;
+        struct ns_keyrec old;
+        rc = ns_load_key(t->n, argv[pos[i]], argvlen[pos[i]], &raw, &old);
+        if (rc == RC_OK) {
+            rc = stage_del(t, argv[pos[i]], argvlen[pos[i]], &old);
             deleted++;
+        } else if (rc == RC_NOTFOUND) {
+            rc = RC_OK;
         }
+        free(raw);
     }
     free(pos);
     if (rc == RC_OK)
@@ -325,13 +358,22 @@ static int cmd_flushall(struct txn *t, int argc, char **argv, size_t *argvlen,
     struct pst_iter *it = pst_iter_new(t->n->e, NULL, lo, sizeof(lo), hi, sizeof(hi));
     if (!it)
         return RC_NOMEM;
-    for (; pst_iter_valid(it); pst_iter_next(it)) {
-        size_t klen = 0;
-        const void *k = pst_iter_key(it, &klen);
+    int rc = RC_OK;
+    for (; rc == RC_OK && pst_iter_valid(it); pst_iter_next(it)) {
+        size_t klen = 0, vlen = 0;
+        const uint8_t *k = pst_iter_key(it, &klen);
+        const void *v = pst_iter_value(it, &vlen);
+        struct ns_keyrec old;
+        NS_ASSERT(klen > NS_GROUP_PREFIX_LEN); /* the bounds and non-empty keys */
+        rc = ns_keyrec_decode(v, vlen, &old);
+        if (rc == RC_OK)
+            rc = stage_tombstone(t, (const char *)k + NS_GROUP_PREFIX_LEN,
+                                 klen - NS_GROUP_PREFIX_LEN, &old);
         pst_batch_del(t->n->batch, k, klen);
         t->changed = true;
     }
-    int rc = pst_iter_status(it);
+    if (rc == RC_OK)
+        rc = pst_iter_status(it);
     pst_iter_free(it);
     t->key_count = 0;
     if (rc == RC_OK)
@@ -421,15 +463,15 @@ static int cmd_cfg_del(struct txn *t, int argc, char **argv, size_t *argvlen,
     void *raw = NULL;
     struct ns_keyrec old;
     rc = ns_load_key(t->n, argv[1], argvlen[1], &raw, &old);
-    free(raw); /* only old.version is used below */
     if (rc != RC_OK && rc != RC_NOTFOUND)
         return rc;
     bool exists = rc == RC_OK;
     rc = check_version(has, want, exists ? old.version : 0, out);
     if (rc == RC_OK && exists)
-        rc = stage_del(t, argv[1], argvlen[1]);
+        rc = stage_del(t, argv[1], argvlen[1], &old);
     if (rc == RC_OK)
         ns_reply_set_int(out, exists ? 1 : 0);
+    free(raw);
     return rc;
 }
 
@@ -481,7 +523,7 @@ int ns_apply(struct ns *n, const struct ns_meta *m, int argc, char **argv, size_
     int rc = check_entry(n, m->index, m->term);
     if (rc != RC_OK)
         return rc;
-    struct txn t = {n, m, n->revision + 1, n->key_count, false};
+    struct txn t = {n, m, n->revision + 1, n->key_count, false, n->compact_rev};
     rc = dispatch(&t, argc, argv, argvlen, out);
     if (rc == REPLIED || (rc == RC_OK && out->type == NS_R_ERR)) {
         /* A refused command changes nothing but the applied index. */
@@ -489,10 +531,20 @@ int ns_apply(struct ns *n, const struct ns_meta *m, int argc, char **argv, size_
         pst_batch_clear(n->batch);
         rc = RC_OK;
     }
+    bool hist_group = false;
+    if (rc == RC_OK && pst_batch_count(n->batch) > 0 &&
+        (!n->hist_rec_present || t.compact_rev != n->compact_rev)) {
+        ns_hist_stage_group(n, t.compact_rev);
+        hist_group = true;
+    }
     if (rc == RC_OK) {
         struct ns_applied a = {m->index, m->term, t.changed ? t.rev : n->revision,
                                t.key_count};
         rc = ns_commit_batch(n, &a);
+    }
+    if (rc == RC_OK && hist_group) {
+        n->compact_rev = t.compact_rev;
+        n->hist_rec_present = true;
     }
     if (rc != RC_OK) {
         pst_batch_clear(n->batch);

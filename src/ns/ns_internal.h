@@ -31,6 +31,7 @@
 #define NS_GROUP_PREFIX_LEN 6u
 #define NS_LETTER_APPLIED 'A'
 #define NS_LETTER_KEY 'K'
+#define NS_LETTER_HISTORY 'V'
 
 /* Record format versions (first byte of every record). */
 #define NS_APPLIED_FORMAT 1u
@@ -38,6 +39,19 @@
 #define NS_APPLIED_LEN 33u        /* version 1 'A' record, exact */
 #define NS_KEY_HDR_LEN 35u        /* version 1 'K' record header before actor and value */
 #define NS_ACTOR_LEN_MAX 255u     /* actor names longer than this are stored truncated */
+
+/* History records ('V', ns_record.c has the byte tables). */
+#define NS_HIST_FORMAT 1u
+#define NS_HIST_TOMBSTONE 1u      /* flags bit of a version record: a deletion */
+#define NS_HIST_META_PRUNED 1u    /* flags bit of a key meta record: older versions pruned */
+#define NS_HIST_META_LEN 18u
+#define NS_HIST_GROUP_LEN 9u
+#define NS_HTAG_META 0u           /* 'V' esc(key) 00 00: the key's history meta */
+#define NS_HTAG_VER 1u            /* 'V' esc(key) 00 01 rev: one version */
+#define NS_HTAG_END 2u            /* 'V' esc(key) 00 02: upper bound of the versions */
+/* At most this many versions of one key are pruned by one apply (bounded work; a lowered
+ * history-max-versions catches up over later writes of the key). */
+#define NS_HIST_PRUNE_MAX 64u
 
 struct ns {
     struct pst_engine *e;
@@ -48,6 +62,11 @@ struct ns {
     uint64_t revision;
     uint64_t key_count;
     struct pst_batch *batch; /* reused by every apply; empty between calls */
+    /* History: every read at a revision >= compact_rev is answerable for every key (the
+     * group 'V' record; equals it once hist_rec_present). A store written before history
+     * existed has no such record: compact_rev starts at the revision it was opened at. */
+    uint64_t compact_rev;
+    bool hist_rec_present;
 };
 
 /* The applied state of a group ('A' record). */
@@ -87,6 +106,26 @@ int ns_applied_decode(const void *buf, size_t len, struct ns_applied *a);
 uint8_t *ns_keyrec_encode(const struct ns_keyrec *r, size_t *len);
 int ns_keyrec_decode(const void *buf, size_t len, struct ns_keyrec *r);
 
+/* History records. ns_key_hist: 'V' key of user key (klen >= 1) with tag NS_HTAG_* and,
+ * when rev is non-NULL, the revision appended; malloc'd (NULL on OOM). */
+uint8_t *ns_key_hist(uint32_t group, const void *key, size_t klen, uint8_t tag,
+                     const uint64_t *rev, size_t *len);
+/* A version record: the 'K' layout with the tombstone flag (a tombstone has version 0
+ * and no value). Decode validates as for 'K' (RC_OK / RC_CORRUPT). */
+uint8_t *ns_histrec_encode(const struct ns_keyrec *r, bool tombstone, size_t *len);
+int ns_histrec_decode(const void *buf, size_t len, struct ns_keyrec *r, bool *tombstone);
+/* The history meta of one key: count of retained versions, the revision of the oldest,
+ * and whether older ones were pruned (reads before oldest_rev are then COMPACTED). */
+struct ns_histmeta {
+    uint64_t count;
+    uint64_t oldest_rev;
+    bool pruned;
+};
+void ns_histmeta_encode(const struct ns_histmeta *m, uint8_t *buf); /* NS_HIST_META_LEN */
+int ns_histmeta_decode(const void *buf, size_t len, struct ns_histmeta *m);
+void ns_histgroup_encode(uint64_t compact_rev, uint8_t *buf); /* NS_HIST_GROUP_LEN */
+int ns_histgroup_decode(const void *buf, size_t len, uint64_t *compact_rev);
+
 /* Big-endian integers. */
 void ns_put_u64(uint8_t *p, uint64_t v);
 uint64_t ns_get_u64(const uint8_t *p);
@@ -101,6 +140,21 @@ int ns_load_key(struct ns *n, const void *key, size_t klen, void **raw, struct n
 /* Add the 'A' record for a to n's batch, write the batch (unsynced) and, on success, make
  * a the in-memory applied state. The batch is cleared either way. RC_OK/RC_IO/RC_NOMEM. */
 int ns_commit_batch(struct ns *n, const struct ns_applied *a);
+
+/* ------------------------------------------------------------------ ns_history.c */
+
+/* Read the group history record into n (absent: compact_rev = n->revision, see above). */
+int ns_hist_load_group(struct ns *n);
+/* Stage, in n's batch, the history of one change of key: the version rec (mod_rev = the
+ * entry's revision; tombstone for a deletion), the key's meta, and the pruning of its
+ * oldest versions beyond history_max_versions (at most NS_HIST_PRUNE_MAX). old is the
+ * key's current 'K' record before the change (NULL when absent); it seeds the history of
+ * a key written before history existed. *compact_rev is raised to the oldest revision
+ * still answerable after pruning. RC_OK / RC_IO / RC_CORRUPT / RC_NOMEM. */
+int ns_hist_stage(struct ns *n, const void *key, size_t klen, const struct ns_keyrec *rec,
+                  bool tombstone, const struct ns_keyrec *old, uint64_t *compact_rev);
+/* Stage the group history record with compact_rev. */
+void ns_hist_stage_group(struct ns *n, uint64_t compact_rev);
 
 /* ------------------------------------------------------------------ ns_reply.c */
 

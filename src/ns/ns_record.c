@@ -27,6 +27,21 @@
  *   35     a    actor       who made the last change (truncated to 255 bytes)
  *   35+a   rest value       the value bytes, to the end of the record
  *
+ * History ('V', see docs/storage.md "History records"). The user key is escaped so that
+ * one key's records are contiguous and ordered by revision even when another key extends
+ * it (byte 0x00 -> 0x00 0xFF; then a 2-byte tag 0x00 T that cannot occur inside an
+ * escaped key):
+ *   'g' group 'V'                        group history record (9 bytes):
+ *                                          0 format = 1 | 1 compact_rev u64
+ *   'g' group 'V' esc(key) 00 00         key history meta (18 bytes):
+ *                                          0 format = 1 | 1 flags (bit 0: older versions
+ *                                          were pruned) | 2 count u64 | 10 oldest_rev u64
+ *   'g' group 'V' esc(key) 00 01 rev     one version, written at revision rev (u64 BE):
+ *                                          the 'K' layout below, format 1; flags bit 0 =
+ *                                          tombstone (a deletion: version 0, no value,
+ *                                          create_rev of the deleted incarnation); mod_rev
+ *                                          equals rev
+ *
  * No checksum in these records: on disk they live in LevelDB, whose blocks carry a CRC32C
  * that LevelDB verifies on read (the store is opened with paranoid checks by pst); the
  * memory engine never leaves the process. A new field means a new format number; readers
@@ -105,12 +120,18 @@ int ns_applied_decode(const void *buf, size_t len, struct ns_applied *a)
     return RC_OK;
 }
 
-uint8_t *ns_keyrec_encode(const struct ns_keyrec *r, size_t *len)
+/* The 'K' layout with the given flags byte (0, or NS_HIST_TOMBSTONE for a deletion). */
+static uint8_t *rec_encode(const struct ns_keyrec *r, uint8_t flags, size_t *len)
 {
     NS_ASSERT(r->create_rev >= 1);
     NS_ASSERT(r->mod_rev >= r->create_rev);
-    NS_ASSERT(r->version >= 1);
-    NS_ASSERT(r->version - 1 <= r->mod_rev - r->create_rev);
+    if (flags & NS_HIST_TOMBSTONE) {
+        NS_ASSERT(r->version == 0);
+        NS_ASSERT(r->vlen == 0);
+    } else {
+        NS_ASSERT(r->version >= 1);
+        NS_ASSERT(r->version - 1 <= r->mod_rev - r->create_rev);
+    }
     size_t alen = r->actor_len > NS_ACTOR_LEN_MAX ? NS_ACTOR_LEN_MAX : r->actor_len;
     NS_ASSERT(r->vlen < SIZE_MAX - NS_KEY_HDR_LEN - NS_ACTOR_LEN_MAX);
     size_t total = NS_KEY_HDR_LEN + alen + r->vlen;
@@ -118,7 +139,7 @@ uint8_t *ns_keyrec_encode(const struct ns_keyrec *r, size_t *len)
     if (!p)
         return NULL;
     p[0] = NS_KEY_FORMAT;
-    p[1] = 0;
+    p[1] = flags;
     ns_put_u64(p + 2, r->create_rev);
     ns_put_u64(p + 10, r->mod_rev);
     ns_put_u64(p + 18, r->version);
@@ -132,11 +153,17 @@ uint8_t *ns_keyrec_encode(const struct ns_keyrec *r, size_t *len)
     return p;
 }
 
-int ns_keyrec_decode(const void *buf, size_t len, struct ns_keyrec *r)
+uint8_t *ns_keyrec_encode(const struct ns_keyrec *r, size_t *len)
+{
+    return rec_encode(r, 0, len);
+}
+
+static int rec_decode(const void *buf, size_t len, struct ns_keyrec *r, uint8_t *flags)
 {
     const uint8_t *p = buf;
-    if (len < NS_KEY_HDR_LEN || p[0] != NS_KEY_FORMAT || p[1] != 0)
+    if (len < NS_KEY_HDR_LEN || p[0] != NS_KEY_FORMAT || (p[1] & ~NS_HIST_TOMBSTONE) != 0)
         return RC_CORRUPT;
+    *flags = p[1];
     size_t alen = p[34];
     if (len - NS_KEY_HDR_LEN < alen)
         return RC_CORRUPT;
@@ -144,13 +171,100 @@ int ns_keyrec_decode(const void *buf, size_t len, struct ns_keyrec *r)
     r->mod_rev = ns_get_u64(p + 10);
     r->version = ns_get_u64(p + 18);
     r->mtime_ms = ns_get_u64(p + 26);
-    if (r->create_rev < 1 || r->mod_rev < r->create_rev)
-        return RC_CORRUPT;
-    if (r->version < 1 || r->version - 1 > r->mod_rev - r->create_rev)
-        return RC_CORRUPT;
     r->actor = (const char *)p + NS_KEY_HDR_LEN;
     r->actor_len = alen;
     r->value = (const char *)p + NS_KEY_HDR_LEN + alen;
     r->vlen = len - NS_KEY_HDR_LEN - alen;
+    if (r->create_rev < 1 || r->mod_rev < r->create_rev)
+        return RC_CORRUPT;
+    if (*flags & NS_HIST_TOMBSTONE)
+        return r->version == 0 && r->vlen == 0 ? RC_OK : RC_CORRUPT;
+    if (r->version < 1 || r->version - 1 > r->mod_rev - r->create_rev)
+        return RC_CORRUPT;
+    return RC_OK;
+}
+
+int ns_keyrec_decode(const void *buf, size_t len, struct ns_keyrec *r)
+{
+    uint8_t flags = 0;
+    int rc = rec_decode(buf, len, r, &flags);
+    return rc == RC_OK && flags != 0 ? RC_CORRUPT : rc; /* 'K' records are never tombstones */
+}
+
+/* ------------------------------------------------------------------ history ('V') */
+
+uint8_t *ns_histrec_encode(const struct ns_keyrec *r, bool tombstone, size_t *len)
+{
+    return rec_encode(r, tombstone ? NS_HIST_TOMBSTONE : 0, len);
+}
+
+int ns_histrec_decode(const void *buf, size_t len, struct ns_keyrec *r, bool *tombstone)
+{
+    uint8_t flags = 0;
+    int rc = rec_decode(buf, len, r, &flags);
+    *tombstone = (flags & NS_HIST_TOMBSTONE) != 0;
+    return rc;
+}
+
+uint8_t *ns_key_hist(uint32_t group, const void *key, size_t klen, uint8_t tag,
+                     const uint64_t *rev, size_t *len)
+{
+    NS_ASSERT(klen >= 1);
+    NS_ASSERT(tag <= NS_HTAG_END);
+    NS_ASSERT(klen < (SIZE_MAX - NS_GROUP_PREFIX_LEN - 10) / 2);
+    const uint8_t *k = key;
+    uint8_t *p = malloc(NS_GROUP_PREFIX_LEN + 2 * klen + 2 + 8);
+    if (!p)
+        return NULL;
+    ns_key_group_letter(p, group, NS_LETTER_HISTORY);
+    size_t o = NS_GROUP_PREFIX_LEN;
+    for (size_t i = 0; i < klen; i++) {
+        p[o++] = k[i];
+        if (k[i] == 0x00)
+            p[o++] = 0xff;
+    }
+    p[o++] = 0x00;
+    p[o++] = tag;
+    if (rev) {
+        ns_put_u64(p + o, *rev);
+        o += 8;
+    }
+    *len = o;
+    return p;
+}
+
+void ns_histmeta_encode(const struct ns_histmeta *m, uint8_t *buf)
+{
+    NS_ASSERT(m->count >= 1);
+    NS_ASSERT(m->oldest_rev >= 1);
+    buf[0] = NS_HIST_FORMAT;
+    buf[1] = m->pruned ? NS_HIST_META_PRUNED : 0;
+    ns_put_u64(buf + 2, m->count);
+    ns_put_u64(buf + 10, m->oldest_rev);
+}
+
+int ns_histmeta_decode(const void *buf, size_t len, struct ns_histmeta *m)
+{
+    const uint8_t *p = buf;
+    if (len != NS_HIST_META_LEN || p[0] != NS_HIST_FORMAT || (p[1] & ~NS_HIST_META_PRUNED))
+        return RC_CORRUPT;
+    m->pruned = (p[1] & NS_HIST_META_PRUNED) != 0;
+    m->count = ns_get_u64(p + 2);
+    m->oldest_rev = ns_get_u64(p + 10);
+    return m->count >= 1 && m->oldest_rev >= 1 ? RC_OK : RC_CORRUPT;
+}
+
+void ns_histgroup_encode(uint64_t compact_rev, uint8_t *buf)
+{
+    buf[0] = NS_HIST_FORMAT;
+    ns_put_u64(buf + 1, compact_rev);
+}
+
+int ns_histgroup_decode(const void *buf, size_t len, uint64_t *compact_rev)
+{
+    const uint8_t *p = buf;
+    if (len != NS_HIST_GROUP_LEN || p[0] != NS_HIST_FORMAT)
+        return RC_CORRUPT;
+    *compact_rev = ns_get_u64(p + 1);
     return RC_OK;
 }

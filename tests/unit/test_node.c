@@ -456,6 +456,10 @@ Test(node, restart_on_leveldb_replays_log_past_applied)
     cr_assert_eq(pst_write(e, b, true), RC_OK);
     pst_batch_free(b);
     cr_assert_eq(pst_delete_range(e, klo, sizeof klo, khi, sizeof khi, true), RC_OK);
+    /* ... and the key history written in the same batches ('V', src/ns/ns_history.c) */
+    uint8_t vlo[6] = {'g', 0, 0, 0, NODE_GROUP_DATA, 'V'};
+    uint8_t vhi[6] = {'g', 0, 0, 0, NODE_GROUP_DATA, 'W'};
+    cr_assert_eq(pst_delete_range(e, vlo, sizeof vlo, vhi, sizeof vhi, true), RC_OK);
     pst_close(e);
     cr_assert_eq(pst_open_leveldb(dir, &o, &e, &err), RC_OK);
     n = open_node(e, &cfg);
