@@ -29,6 +29,7 @@
 #include "commands.h"
 #include "log.h"
 #include "node.h"
+#include "pubsub.h"
 #include "rc.h"
 #include "server.h"
 
@@ -381,7 +382,7 @@ static void exec_slot(struct client *c, struct cslot *s, enum kind k)
     } else if (cmd->too_big) {
         resp_w_errorf(&s->out, "ERR value of %zu bytes exceeds max-value-size (%llu bytes)",
                       cmd->too_big_len, (unsigned long long)c->srv->cfg.max_value_size);
-    } else {
+    } else if (pubsub_context_ok_or_reply(c, s, d, cmd->argc, cmd->argv)) {
         snprintf(c->last_cmd, sizeof c->last_cmd, "%s", d->name);
         if (k == K_READ && !c->readonly) {
             start_read(c, s);
@@ -453,20 +454,15 @@ size_t client_out_len(const struct client *c)
     return evbuffer_get_length(bufferevent_get_output(c->bev));
 }
 
-bool client_flush(struct client *c)
+/* Move the DONE slots at the head to the socket's buffer, in order. False when one of them
+ * ran out of memory building its reply (it stays at the head; the caller closes c). */
+static bool move_done_head(struct client *c)
 {
-    if (c->close_asap) {
-        client_free(c);
-        return false;
-    }
     struct evbuffer *out = bufferevent_get_output(c->bev);
     while (c->head && c->head->state == SLOT_DONE) {
         struct cslot *s = c->head;
-        if (s->out.oom) {
-            LOG_WARNING("client %s: out of memory building a reply, closing", c->addr);
-            client_free(c);
+        if (s->out.oom)
             return false;
-        }
         if (s->out.len) {
             evbuffer_add(out, s->out.data, s->out.len);
             c->srv->stats.net_out_bytes += s->out.len;
@@ -478,6 +474,40 @@ bool client_flush(struct client *c)
             c->tail = NULL;
         c->n_slots--;
         slot_release(c, s);
+    }
+    return true;
+}
+
+void client_push(struct client *c, const void *data, size_t len)
+{
+    if (c->close_asap)
+        return;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (!move_done_head(c) || evbuffer_add(out, data, len) != 0) {
+        LOG_WARNING("client %s: out of memory queueing output, closing", c->addr);
+        client_close_asap(c);
+        return;
+    }
+    c->srv->stats.net_out_bytes += len;
+    uint64_t lim = c->srv->cfg.client_output_buffer_limit;
+    if (lim && evbuffer_get_length(out) > lim) {
+        LOG_WARNING("client %s: output %zu bytes over client-output-buffer-limit, closing",
+                    c->addr, evbuffer_get_length(out));
+        client_close_asap(c);
+    }
+}
+
+bool client_flush(struct client *c)
+{
+    if (c->close_asap) {
+        client_free(c);
+        return false;
+    }
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (!move_done_head(c)) {
+        LOG_WARNING("client %s: out of memory building a reply, closing", c->addr);
+        client_free(c);
+        return false;
     }
     uint64_t lim = c->srv->cfg.client_output_buffer_limit;
     if (lim && evbuffer_get_length(out) > lim) {
@@ -512,6 +542,7 @@ void client_close_asap(struct client *c)
 void client_free(struct client *c)
 {
     struct server *srv = c->srv;
+    pubsub_client_free(c); /* leaves every channel and pattern */
     for (struct cslot *s = c->head; s;) {
         struct cslot *nx = s->next;
         slot_release(c, s);
@@ -587,12 +618,14 @@ void client_describe(const struct client *c, char *buf, size_t len)
     uint64_t idle = (srv_mono_ms() - c->last_mono_ms) / 1000;
     snprintf(buf, len,
              "id=%llu addr=%s laddr=%s fd=%d name=%s age=%llu idle=%llu flags=%s db=0 "
-             "sub=0 psub=0 ssub=0 multi=-1 qbuf=%zu qbuf-free=0 argv-mem=0 multi-mem=0 "
+             "sub=%zu psub=%zu ssub=0 multi=-1 qbuf=%zu qbuf-free=0 argv-mem=0 multi-mem=0 "
              "rbs=0 rbp=0 obl=0 oll=%u omem=%zu tot-mem=0 events=r cmd=%s user=default "
              "redir=-1 resp=%d lib-name=%s lib-ver=%s",
              (unsigned long long)c->id, c->addr, c->laddr, c->fd, c->name ? c->name : "",
              (unsigned long long)((now - c->ctime_ms) / 1000), (unsigned long long)idle,
-             c->readonly ? "r" : "N", resp_parser_buffered(c->parser), c->n_slots,
+             pubsub_client_subscribed(c) ? (c->readonly ? "Pr" : "P") : c->readonly ? "r" : "N",
+             pubsub_client_channels(c), pubsub_client_patterns(c),
+             resp_parser_buffered(c->parser), c->n_slots,
              client_out_len(c), c->last_cmd[0] ? c->last_cmd : "NULL", c->proto,
              c->lib_name ? c->lib_name : "", c->lib_ver ? c->lib_ver : "");
 }

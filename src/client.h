@@ -27,6 +27,7 @@ struct server;
 struct bufferevent;
 struct evbuffer;
 struct cmd_def;
+struct ps_client;
 
 #define CLIENT_SLOTS_MAX 1024
 #define CLIENT_READ_CHUNK (256 * 1024) /* bytes taken from the socket per read event */
@@ -90,6 +91,7 @@ struct client {
     uint64_t last_mono_ms;  /* last input (monotonic) */
     uint64_t n_commands;
     char last_cmd[32];
+    struct ps_client *pubsub; /* issue 6: subscriptions (pubsub.c); NULL when none */
 };
 
 /* Accept a new connection on fd (non-blocking). Refuses (replies and closes) when
@@ -111,5 +113,10 @@ void client_describe(const struct client *c, char *buf, size_t len);
 bool client_authed(const struct client *c);
 /* Output bytes waiting for the socket. */
 size_t client_out_len(const struct client *c);
+/* Append an out-of-band frame (a Pub/Sub message) to c's output: every complete reply at
+ * the head of c's slots goes to the socket first, so the frame lands after them and before
+ * any reply still pending, never inside one. Over client-output-buffer-limit the client is
+ * closed (client_close_asap; never freed here). */
+void client_push(struct client *c, const void *data, size_t len);
 
 #endif

@@ -10,19 +10,25 @@
 #include "client.h"
 #include "commands.h"
 #include "node.h"
+#include "pubsub.h"
 #include "server.h"
 
 #define EQ(a, b) (strcasecmp((a), (b)) == 0)
 
 void cmd_ping(struct client *c, struct cslot *s, int argc, char **argv, size_t *len)
 {
-    (void)c;
-    if (argc > 2)
+    if (argc > 2) {
         resp_w_error(cmd_out(s), "ERR wrong number of arguments for 'ping' command");
-    else if (argc == 2)
+    } else if (c->proto == 2 && pubsub_client_subscribed(c)) {
+        /* RESP2 subscribed mode: a reply in the shape of a message (as Redis) */
+        resp_w_array(cmd_out(s), 2);
+        resp_w_bulk_str(cmd_out(s), "pong");
+        resp_w_bulk(cmd_out(s), argc == 2 ? argv[1] : "", argc == 2 ? len[1] : 0);
+    } else if (argc == 2) {
         resp_w_bulk(cmd_out(s), argv[1], len[1]);
-    else
+    } else {
         resp_w_simple(cmd_out(s), "PONG");
+    }
 }
 
 void cmd_echo(struct client *c, struct cslot *s, int argc, char **argv, size_t *len)
@@ -188,6 +194,7 @@ void cmd_reset(struct client *c, struct cslot *s, int argc, char **argv, size_t 
     (void)len;
     c->proto = 2;
     c->readonly = false;
+    pubsub_client_free(c); /* leaves subscribed mode, without unsubscribe replies */
     set_str(&c->name, NULL, 0);
     c->authed = c->srv->cfg.requirepass[0] == '\0';
     resp_parser_set_authenticated(c->parser, c->authed);
@@ -222,7 +229,7 @@ static void client_list(struct client *c, struct cslot *s, int argc, char **argv
 {
     long long ids[LIST_IDS_MAX];
     int n_ids = 0;
-    bool none = false; /* TYPE other than normal: no client matches */
+    int type = 0; /* 0 any, 1 normal, 2 pubsub, 3 master/replica (nobody) */
     for (int i = 2; i < argc; i++) {
         if (EQ(argv[i], "TYPE") && i + 1 < argc) {
             const char *t = argv[++i];
@@ -231,7 +238,7 @@ static void client_list(struct client *c, struct cslot *s, int argc, char **argv
                 resp_w_errorf(cmd_out(s), "ERR Unknown client type '%.64s'", t);
                 return;
             }
-            none = !EQ(t, "normal");
+            type = EQ(t, "normal") ? 1 : EQ(t, "pubsub") ? 2 : 3;
         } else if (EQ(argv[i], "ID") && i + 1 < argc) {
             for (i++; i < argc && n_ids < LIST_IDS_MAX; i++) {
                 if (!cmd_parse_ll(argv[i], len[i], &ids[n_ids++]) || ids[n_ids - 1] < 1) {
@@ -247,11 +254,12 @@ static void client_list(struct client *c, struct cslot *s, int argc, char **argv
     struct resp_buf text;
     resp_buf_init(&text);
     char line[1024];
-    for (struct client *x = c->srv->clients; x && !none; x = x->next) {
+    for (struct client *x = c->srv->clients; x && type != 3; x = x->next) {
         bool hit = n_ids == 0;
         for (int i = 0; i < n_ids; i++)
             hit |= (uint64_t)ids[i] == x->id;
-        if ((only_self && x != c) || !hit)
+        if ((only_self && x != c) || !hit ||
+            (type && (type == 2) != pubsub_client_subscribed(x)))
             continue;
         client_describe(x, line, sizeof line);
         resp_buf_append(&text, line, strlen(line));

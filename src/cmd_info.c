@@ -22,6 +22,7 @@
 #include "log.h"
 #include "node.h"
 #include "peer.h"
+#include "pubsub.h"
 #include "rc.h"
 #include "server.h"
 
@@ -107,11 +108,12 @@ static void info_persistence_stats(struct server *srv, struct resp_buf *b)
     addf(b, "# Stats\r\ntotal_connections_received:%llu\r\ntotal_commands_processed:%llu\r\n"
          "instantaneous_ops_per_sec:%llu\r\ntotal_net_input_bytes:%llu\r\n"
          "total_net_output_bytes:%llu\r\nrejected_connections:%llu\r\nexpired_keys:0\r\n"
-         "evicted_keys:0\r\nkeyspace_hits:0\r\nkeyspace_misses:0\r\nloop_turns:%llu\r\n\r\n",
+         "evicted_keys:0\r\nkeyspace_hits:0\r\nkeyspace_misses:0\r\npubsub_channels:%zu\r\n"
+         "pubsub_patterns:%zu\r\npubsubshard_channels:0\r\nloop_turns:%llu\r\n\r\n",
          (unsigned long long)st->connections, (unsigned long long)st->commands,
          (unsigned long long)st->ops_per_sec, (unsigned long long)st->net_in_bytes,
          (unsigned long long)st->net_out_bytes, (unsigned long long)st->rejected,
-         (unsigned long long)st->turns);
+         pubsub_num_channels(srv), pubsub_num_patterns(srv), (unsigned long long)st->turns);
 }
 
 static const char *progress_state(uint8_t st)

@@ -28,6 +28,7 @@ struct evconnlistener;
 struct node;
 struct pst_engine;
 struct client;
+struct pubsub;
 
 #define SRV_VERSION "0.1.0"
 #define SRV_REDIS_VERSION "7.2.0"
@@ -85,6 +86,9 @@ struct server {
     struct peer_mgr *peers;
     bool handover;              /* SIGTERM on a leader: transferring before stopping */
     uint64_t handover_deadline_ms; /* monotonic */
+
+    /* issue 6: Pub/Sub registries (pubsub.c); NULL until the first subscription */
+    struct pubsub *pubsub;
 };
 
 /* Open the store and the node, bind the listener. Returns 0 or -1 (logged). */
