@@ -329,9 +329,9 @@ void cmd_propose(struct client *c, struct cslot *s, int argc, char **argv, size_
             }
         }
     }
-    struct node_origin o = {.actor = "default", .client = c->addr};
+    struct node_origin o = {.actor = "default", .client = c->addr, .wall_ms = srv_now_ms()};
     int rc = RC_OK;
-    uint64_t h = node_write(n, group, &o, argc, argv, argvlen, srv_now_ms(), on_write_done, s,
+    uint64_t h = node_write(n, group, &o, argc, argv, argvlen, srv_mono_ms(), on_write_done, s,
                             &rc);
     if (h == 0) {
         cmd_reply_rc(s, rc ? rc : RC_NOMEM, NULL);
@@ -351,7 +351,7 @@ static void start_read(struct client *c, struct cslot *s)
     if (d->first_key > 0 && d->first_key < cmd->argc)
         group = node_route(c->srv->node, cmd->argv[d->first_key], cmd->argvlen[d->first_key]);
     int rc = RC_OK;
-    uint64_t h = node_read_barrier(c->srv->node, group, srv_now_ms(), on_barrier, s, &rc);
+    uint64_t h = node_read_barrier(c->srv->node, group, srv_mono_ms(), on_barrier, s, &rc);
     if (h == 0) {
         cmd_reply_rc(s, rc ? rc : RC_NOMEM, NULL);
         slot_done(s);

@@ -87,7 +87,7 @@ static void conf_change(struct client *c, struct cslot *s, uint8_t type, raft_id
         return;
     }
     int rc = RC_OK;
-    uint64_t h = node_conf_change(c->srv->node, type, id, addr, cluster_addr, srv_now_ms(),
+    uint64_t h = node_conf_change(c->srv->node, type, id, addr, cluster_addr, srv_mono_ms(),
                                   on_conf_done, s, &rc);
     if (h == 0) {
         reply_err(c, s, rc ? rc : RC_NOMEM, NULL);

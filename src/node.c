@@ -429,7 +429,8 @@ static int node_alloc(const struct node_config *cfg, uint64_t now_ms, struct nod
     }
     /* Request ids from an earlier run of this node must not repeat: start the sequence
      * from the clock (2^8 ids per ms of wall time before two runs could overlap). */
-    n->rid_base = (now_ms & ((UINT64_C(1) << 40) - 1)) << 8;
+    uint64_t wall_ms = cfg->start_wall_ms ? cfg->start_wall_ms : now_ms;
+    n->rid_base = (wall_ms & ((UINT64_C(1) << 40) - 1)) << 8;
     n->last_tick_ms = now_ms;
     *out = n;
     return RC_OK;

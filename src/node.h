@@ -43,6 +43,7 @@ struct node_config {
     uint64_t snapshot_entries;  /* compact the log after this many applied entries */
     uint32_t max_pending;       /* requests in flight per node; beyond: RC_OVERLOAD */
     struct ns_limits ns;
+    uint64_t start_wall_ms;     /* wall clock (unix ms) at start, seeds request ids; 0: now_ms */
 };
 void node_config_default(struct node_config *c, raft_id id);
 
@@ -50,6 +51,8 @@ void node_config_default(struct node_config *c, raft_id id);
 struct node_origin {
     const char *actor;  /* authenticated user or "default" */
     const char *client; /* "ip:port" */
+    uint64_t wall_ms;   /* the proposer's wall-clock time, unix ms, stamped into the entry
+                           (0: use now_ms) */
 };
 
 /* Called exactly once per request unless cancelled; reply is handed over (the callee frees
@@ -108,9 +111,12 @@ uint64_t node_entries_written(const struct node *n);
 #define NODE_GROUPS 2u              /* groups on every node today: meta and data */
 #define NODE_TICKS_CATCHUP_MAX 10u  /* node_tick runs at most this many ticks per call */
 
-/* Time: now_ms is the service's wall clock in unix ms. It is stamped into write entries as
- * the proposer's time and drives tick_ms / request deadlines (a backwards jump is ignored
- * for ticks: no ticks until time passes the last tick again). */
+/* Time: every now_ms argument is a MONOTONIC clock in ms (the service passes
+ * CLOCK_MONOTONIC): it drives tick_ms and request deadlines, so a wall-clock step (NTP,
+ * an operator) neither stalls elections nor times requests out early. Wall-clock time
+ * enters only as data: node_origin.wall_ms is stamped into write entries as the proposer's
+ * time, and node_config.start_wall_ms seeds request ids so they stay unique across
+ * restarts. */
 
 /* Why node_run/node_open last failed (valid until the next failure or close); NULL if none. */
 const char *node_last_error(const struct node *n);

@@ -281,7 +281,7 @@ uint64_t node_write(struct node *n, uint32_t group, const struct node_origin *o,
     const char *actor = o && o->actor ? o->actor : "default";
     const char *client = o && o->client ? o->client : "";
     struct node_entry ne = {
-        .request_id = r->handle, .time_ms = now_ms,
+        .request_id = r->handle, .time_ms = o && o->wall_ms ? o->wall_ms : now_ms,
         .actor = actor, .actor_len = strlen(actor),
         .client = client, .client_len = strlen(client),
         .argc = (uint32_t)argc, .argv = argv, .argvlen = (size_t *)(uintptr_t)argvlen,

@@ -82,7 +82,7 @@ static void srv_turn_end(struct server *s)
 {
     s->stats.turns++;
     for (int round = 0; round < SRV_TURN_ROUNDS_MAX; round++) {
-        int rc = node_run(s->node, srv_now_ms());
+        int rc = node_run(s->node, srv_mono_ms());
         if (rc == RC_IO)
             fatal_io(s, rc);
         for (size_t i = 0; i < s->n_dirty; i++)
@@ -157,7 +157,7 @@ static void on_tick(evutil_socket_t fd, short what, void *ud)
     (void)fd;
     (void)what;
     struct server *s = ud;
-    node_tick(s->node, srv_now_ms());
+    node_tick(s->node, srv_mono_ms());
 }
 
 /* Once a second: idle timeouts and the ops/sec sample. */
@@ -356,7 +356,8 @@ static int open_node(struct server *s)
     nc.raft.heartbeat_ticks = (uint32_t)s->cfg.heartbeat_ticks;
     nc.ns.value_len_max = s->cfg.max_value_size;
     nc.ns.history_max_versions = s->cfg.history_max_versions;
-    rc = node_open(s->pst, &nc, srv_now_ms(), &s->node, &err);
+    nc.start_wall_ms = srv_now_ms();
+    rc = node_open(s->pst, &nc, srv_mono_ms(), &s->node, &err);
     if (rc != RC_OK) {
         LOG_WARNING("cannot open node in '%s': %s", s->cfg.dir, err ? err : rc_message(rc));
         free(err);

@@ -87,7 +87,7 @@ static uint64_t submit_set(struct node *n, const char *k, const char *v, struct 
 {
     char *argv[] = {"SET", (char *)k, (char *)v};
     size_t argvlen[] = {3, strlen(k), strlen(v)};
-    struct node_origin o = {"alice", "127.0.0.1:5000"};
+    struct node_origin o = {.actor = "alice", .client = "127.0.0.1:5000"};
     return node_write(n, NODE_GROUP_DATA, &o, 3, argv, argvlen, now_ms, on_done, d, rc);
 }
 
@@ -345,6 +345,35 @@ Test(node, writes_complete_with_replies_and_apply)
     cr_assert_eq(d.reply->type, NS_R_STATUS);
     cr_assert_str_eq(d.reply->str, "OK");
     expect_value(n, "/env/port", "8080");
+    done_clear(&d);
+    node_close(n);
+    pst_close(e);
+}
+
+/* Ticks and deadlines run on the monotonic now_ms; the entry carries the proposer's wall
+ * clock from the origin, which is what the key's mtime shows on every replica. */
+Test(node, entry_time_is_the_origin_wall_clock_not_now_ms)
+{
+    struct pst_engine *e = mem_engine();
+    struct node_config cfg;
+    node_config_default(&cfg, 1);
+    struct node *n = open_node(e, &cfg);
+    wait_leader(n);
+    struct done d = {0};
+    int rc;
+    char *argv[] = {"SET", "/t", "v"};
+    size_t argvlen[] = {3, 2, 1};
+    const uint64_t wall = UINT64_C(1795000000123);
+    struct node_origin o = {.actor = "alice", .client = "127.0.0.1:5000", .wall_ms = wall};
+    cr_assert_neq(node_write(n, NODE_GROUP_DATA, &o, 3, argv, argvlen, now_ms, on_done, &d,
+                             &rc), 0);
+    turn(n, 10);
+    cr_assert_eq(d.rc, RC_OK);
+    struct ns_kv kv = {0};
+    cr_assert_eq(ns_get(node_ns(n, NODE_GROUP_DATA), "/t", 2, &kv), RC_OK);
+    cr_assert_eq(kv.mtime_ms, wall, "mtime %llu", (unsigned long long)kv.mtime_ms);
+    cr_assert_neq(now_ms, wall);
+    ns_kv_clear(&kv);
     done_clear(&d);
     node_close(n);
     pst_close(e);
