@@ -190,13 +190,9 @@ static void parse_input(struct client *c)
            !c->close_asap) {
         if (evbuffer_get_length(in) == 0)
             break;
-        struct evbuffer_iovec v;
-        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
-            break;
-        size_t used = 0;
-        struct resp_cmd *cmd = NULL;
-        enum resp_parse_status st = resp_parse(c->parser, v.iov_base, v.iov_len, &used, &cmd);
-        evbuffer_drain(in, used);
+        size_t used;
+        struct resp_cmd *cmd;
+        int st = srv_parse_evbuffer(c->parser, in, &used, &cmd);
         c->srv->stats.net_in_bytes += used;
         if (st == RESP_PROTO_ERR) {
             protocol_error(c, resp_parser_error(c->parser));

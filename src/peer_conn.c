@@ -342,13 +342,9 @@ static void conn_on_read(struct bufferevent *bev, void *ud)
     struct pconn *c = ud;
     struct evbuffer *in = bufferevent_get_input(bev);
     while (c->state != C_CLOSING && evbuffer_get_length(in) > 0) {
-        struct evbuffer_iovec v;
-        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
-            break;
-        size_t used = 0;
-        struct resp_cmd *cmd = NULL;
-        enum resp_parse_status st = resp_parse(c->parser, v.iov_base, v.iov_len, &used, &cmd);
-        evbuffer_drain(in, used);
+        size_t used;
+        struct resp_cmd *cmd;
+        int st = srv_parse_evbuffer(c->parser, in, &used, &cmd);
         c->pm->st.bytes_recv += used;
         if (st == RESP_PROTO_ERR) {
             conn_refuse(c, resp_parser_error(c->parser));

@@ -12,6 +12,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
@@ -32,6 +33,7 @@
 #include "peer.h"
 #include "pubsub.h"
 #include "rc.h"
+#include "resp/resp.h"
 
 #define SRV_TURN_ROUNDS_MAX 16     /* node_run rounds per turn (reads chained on writes) */
 #define SRV_SHUTDOWN_DRAIN_MS 2000 /* bound on finishing in-flight work at shutdown */
@@ -48,6 +50,19 @@ uint64_t srv_mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int srv_parse_evbuffer(struct resp_parser *p, struct evbuffer *in, size_t *used,
+                       struct resp_cmd **cmd)
+{
+    struct evbuffer_iovec v;
+    *used = 0;
+    *cmd = NULL;
+    if (evbuffer_get_length(in) == 0 || evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+        return RESP_NEED_MORE;
+    enum resp_parse_status st = resp_parse(p, v.iov_base, v.iov_len, used, cmd);
+    evbuffer_drain(in, *used);
+    return st;
 }
 
 void srv_mark_dirty(struct server *s, struct client *c)

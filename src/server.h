@@ -102,6 +102,16 @@ void srv_close(struct server *s);
 uint64_t srv_now_ms(void);
 uint64_t srv_mono_ms(void);
 
+struct evbuffer;
+struct resp_cmd;
+struct resp_parser;
+/* Feed the first contiguous chunk of `in` to the parser and drain what it took (*used,
+ * may be 0 when it needs more bytes). Returns resp_parse()'s status (enum
+ * resp_parse_status); an empty buffer is RESP_NEED_MORE. Shared by client and peer
+ * connections. */
+int srv_parse_evbuffer(struct resp_parser *p, struct evbuffer *in, size_t *used,
+                       struct resp_cmd **cmd);
+
 /* Queue a client for processing at the end of this turn (idempotent). */
 void srv_mark_dirty(struct server *s, struct client *c);
 
