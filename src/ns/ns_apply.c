@@ -417,31 +417,51 @@ static int check_version(bool has, uint64_t want, uint64_t cur, struct ns_reply 
     return rc == RC_OK ? REPLIED : RC_NOMEM;
 }
 
+/* The shared front of CFG.SET and CFG.DEL: parse "IFVERSION n" (at argument cond_at), check
+ * the key (and the value's length when value_len is not NULL), load the key's current
+ * record and decide the compare-and-set. On RC_OK *exists says
+ * whether the key is there (then *old is its record, *raw the buffer to free). Any other
+ * return: an error reply was set (REPLIED) or the store failed; nothing to free. */
+static int cas_front(struct txn *t, int argc, char **argv, size_t *argvlen, int cond_at,
+                     const size_t *value_len, void **raw, struct ns_keyrec *old,
+                     bool *exists, struct ns_reply *out)
+{
+    bool has = false;
+    uint64_t want = 0;
+    int rc = parse_ifversion(argc, argv, argvlen, cond_at, &has, &want, out);
+    if (rc == RC_OK)
+        rc = check_key(t->n, argvlen[1], out);
+    if (rc == RC_OK && value_len)
+        rc = check_value(t->n, *value_len, out);
+    if (rc != RC_OK)
+        return rc;
+    *raw = NULL;
+    rc = ns_load_key(t->n, argv[1], argvlen[1], raw, old);
+    if (rc != RC_OK && rc != RC_NOTFOUND)
+        return rc;
+    *exists = rc == RC_OK;
+    rc = check_version(has, want, *exists ? old->version : 0, out);
+    if (rc != RC_OK) {
+        free(*raw);
+        *raw = NULL;
+    }
+    return rc;
+}
+
 static int cmd_cfg_set(struct txn *t, int argc, char **argv, size_t *argvlen,
                        struct ns_reply *out)
 {
     if (argc != 3 && argc != 5)
         return argc < 3 ? err_arity(out, "cfg.set") : err(out, RC_BADARG, "syntax error");
-    bool has = false;
-    uint64_t want = 0;
-    int rc = parse_ifversion(argc, argv, argvlen, 3, &has, &want, out);
-    if (rc == RC_OK)
-        rc = check_key(t->n, argvlen[1], out);
-    if (rc == RC_OK)
-        rc = check_value(t->n, argvlen[2], out);
-    if (rc != RC_OK)
-        return rc;
     void *raw = NULL;
     struct ns_keyrec old;
-    rc = ns_load_key(t->n, argv[1], argvlen[1], &raw, &old);
-    if (rc != RC_OK && rc != RC_NOTFOUND)
+    bool exists = false;
+    int rc = cas_front(t, argc, argv, argvlen, 3, &argvlen[2], &raw, &old, &exists, out);
+    if (rc != RC_OK)
         return rc;
-    bool exists = rc == RC_OK;
-    rc = check_version(has, want, exists ? old.version : 0, out);
     uint64_t version = 0;
-    if (rc == RC_OK)
-        rc = stage_put(t, argv[1], argvlen[1], argv[2], argvlen[2], exists ? &old : NULL,
-                       &version);
+    rc = stage_put(t, argv[1], argvlen[1], argv[2], argvlen[2], exists ? &old : NULL,
+                   &version);
     if (rc == RC_OK)
         rc = ns_reply_cfgset(out, t->rev, version, !exists);
     free(raw);
@@ -453,21 +473,13 @@ static int cmd_cfg_del(struct txn *t, int argc, char **argv, size_t *argvlen,
 {
     if (argc != 2 && argc != 4)
         return argc < 2 ? err_arity(out, "cfg.del") : err(out, RC_BADARG, "syntax error");
-    bool has = false;
-    uint64_t want = 0;
-    int rc = parse_ifversion(argc, argv, argvlen, 2, &has, &want, out);
-    if (rc == RC_OK)
-        rc = check_key(t->n, argvlen[1], out);
-    if (rc != RC_OK)
-        return rc;
     void *raw = NULL;
     struct ns_keyrec old;
-    rc = ns_load_key(t->n, argv[1], argvlen[1], &raw, &old);
-    if (rc != RC_OK && rc != RC_NOTFOUND)
+    bool exists = false;
+    int rc = cas_front(t, argc, argv, argvlen, 2, NULL, &raw, &old, &exists, out);
+    if (rc != RC_OK)
         return rc;
-    bool exists = rc == RC_OK;
-    rc = check_version(has, want, exists ? old.version : 0, out);
-    if (rc == RC_OK && exists)
+    if (exists)
         rc = stage_del(t, argv[1], argvlen[1], &old);
     if (rc == RC_OK)
         ns_reply_set_int(out, exists ? 1 : 0);
