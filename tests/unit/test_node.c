@@ -15,32 +15,10 @@
 #include "node.h"
 #include "node_entry.h"
 #include "node_log.h"
+#include "node_done.h"
 #include "rc.h"
 
 /* ------------------------------------------------------------------ helpers */
-
-struct done {
-    int calls;
-    int rc;
-    struct ns_reply *reply;
-};
-
-static void on_done(void *ud, int rc, struct ns_reply *reply)
-{
-    struct done *d = ud;
-    d->calls++;
-    d->rc = rc;
-    if (d->reply)
-        ns_reply_free(d->reply);
-    d->reply = reply;
-}
-
-static void done_clear(struct done *d)
-{
-    if (d->reply)
-        ns_reply_free(d->reply);
-    memset(d, 0, sizeof *d);
-}
 
 static uint64_t now_ms = 1000000;
 
@@ -837,6 +815,19 @@ static int cl_leader(struct cluster *c, int exclude)
     return -1;
 }
 
+/* Every node holds key, written exactly once (version 1). */
+static void expect_applied_once(struct cluster *c, const char *key)
+{
+    for (int i = 0; i < CL_N; i++) {
+        struct ns_kv kv = {0};
+        cr_assert_eq(ns_get(node_ns(c->n[i], NODE_GROUP_DATA), key, strlen(key), &kv), RC_OK,
+                     "node %d lacks %s", i, key);
+        cr_assert_eq(kv.version, 1, "node %d: %s applied %llu times", i, key,
+                     (unsigned long long)kv.version);
+        ns_kv_clear(&kv);
+    }
+}
+
 static int cl_wait_leader(struct cluster *c, int exclude)
 {
     int l = -1;
@@ -903,14 +894,9 @@ Test(node, write_on_deposed_leader_is_proposed_again_and_applied_once)
     cr_assert_eq(lost.rc, RC_OK, "rc %d", lost.rc);
     for (int i = 0; i < 20; i++)
         cl_turn(&c, 50);
-    for (int i = 0; i < CL_N; i++) {
-        struct ns_kv kv = {0};
-        cr_assert_eq(ns_get(node_ns(c.n[i], NODE_GROUP_DATA), "/lost", 5, &kv), RC_OK);
-        cr_assert_eq(kv.version, 1, "node %d: applied %llu times", i,
-                     (unsigned long long)kv.version);
-        ns_kv_clear(&kv);
+    expect_applied_once(&c, "/lost");
+    for (int i = 0; i < CL_N; i++)
         expect_value(c.n[i], "/won", "1");
-    }
     done_clear(&lost);
     done_clear(&won);
     cl_close(&c);
@@ -940,14 +926,7 @@ Test(node, forwarded_write_lost_with_its_leader_is_proposed_again)
     c.cut[l] = false;
     for (int i = 0; i < 40; i++)
         cl_turn(&c, 50);
-    for (int i = 0; i < CL_N; i++) {
-        struct ns_kv kv = {0};
-        cr_assert_eq(ns_get(node_ns(c.n[i], NODE_GROUP_DATA), "/fwd-lost", 9, &kv), RC_OK,
-                     "node %d lacks the write", i);
-        cr_assert_eq(kv.version, 1, "node %d: applied %llu times", i,
-                     (unsigned long long)kv.version);
-        ns_kv_clear(&kv);
-    }
+    expect_applied_once(&c, "/fwd-lost");
     done_clear(&d);
     cl_close(&c);
 }

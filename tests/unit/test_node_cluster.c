@@ -19,6 +19,7 @@
 #include "node.h"
 #include "node_internal.h"
 #include "node_log.h"
+#include "node_done.h"
 #include "rc.h"
 
 #define MAXN 5
@@ -60,29 +61,6 @@ struct port {
 };
 static struct port ports[MAXN];
 static uint64_t now_ms = 5000000;
-
-struct done {
-    int calls;
-    int rc;
-    struct ns_reply *reply;
-};
-
-static void on_done(void *ud, int rc, struct ns_reply *reply)
-{
-    struct done *d = ud;
-    d->calls++;
-    d->rc = rc;
-    if (d->reply)
-        ns_reply_free(d->reply);
-    d->reply = reply;
-}
-
-static void done_clear(struct done *d)
-{
-    if (d->reply)
-        ns_reply_free(d->reply);
-    memset(d, 0, sizeof *d);
-}
 
 static void on_send(void *ud, uint32_t group, const struct raft_msg *m)
 {
