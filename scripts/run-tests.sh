@@ -64,6 +64,18 @@ done
 for t in tests/cluster/*.sh; do
   [ -f "$t" ] && run_suite "csh-$(basename "$t" .sh)" bash "$t"
 done
+# Real Redis clients (redis-tests/) and the nemesis suite (tests/fault/nemesis*.sh) run in
+# the plain pass only: they test the server as users run it, and the sanitizer pass would
+# double the suite's longest minutes without finding more (the same code runs under ASan in
+# the suites above).
+if [ "$SAN" != 1 ]; then
+  for t in redis-tests/test_*.sh; do
+    [ -f "$t" ] && run_suite "redis-$(basename "$t" .sh)" bash "$t"
+  done
+  for t in tests/fault/nemesis*.sh; do
+    [ -f "$t" ] && run_suite "fault-$(basename "$t" .sh)" bash "$t"
+  done
+fi
 if [ -x "$BUILD/raftsim" ]; then
   if [ "$SAN" = 1 ]; then seeds=${SIM_SEEDS_SAN:-1000}; else seeds=${SIM_SEEDS:-20000}; fi
   run_suite "raftsim" "$BUILD/raftsim" --seeds "$seeds" --steps "${SIM_STEPS:-2000}"

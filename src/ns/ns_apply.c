@@ -26,16 +26,6 @@
 /* Handler status besides RC_*: an error reply was built and nothing was staged. */
 #define REPLIED (-1)
 
-/* What one entry is about to change. */
-struct txn {
-    struct ns *n;
-    const struct ns_meta *m;
-    uint64_t rev;       /* the revision this entry's changes get */
-    uint64_t key_count; /* key count after the staged changes */
-    bool changed;
-    uint64_t compact_rev; /* group compacted revision after the staged pruning */
-};
-
 static bool arg_is(const char *a, size_t alen, const char *word)
 {
     size_t wlen = strlen(word);
@@ -95,79 +85,6 @@ static bool parse_u64(const char *s, size_t len, uint64_t *v)
     return true;
 }
 
-/* Stage the new record of key. old: its current record (NULL when absent). */
-static int stage_put(struct txn *t, const char *key, size_t klen, const char *val, size_t vlen,
-                     const struct ns_keyrec *old, uint64_t *version_out)
-{
-    const char *actor = t->m->actor ? t->m->actor : "default";
-    struct ns_keyrec r = {
-        .create_rev = old ? old->create_rev : t->rev,
-        .mod_rev = t->rev,
-        .version = old ? old->version + 1 : 1,
-        .mtime_ms = t->m->time_ms,
-        .actor = actor,
-        .actor_len = strlen(actor),
-        .value = val,
-        .vlen = vlen,
-    };
-    size_t sklen = 0, reclen = 0;
-    uint8_t *sk = ns_key_data(t->n->group, key, klen, &sklen);
-    uint8_t *rec = sk ? ns_keyrec_encode(&r, &reclen) : NULL;
-    if (rec)
-        pst_batch_put(t->n->batch, sk, sklen, rec, reclen);
-    free(sk);
-    free(rec);
-    if (!rec)
-        return RC_NOMEM;
-    int rc = ns_hist_stage(t->n, key, klen, &r, false, old, &t->compact_rev);
-    if (rc != RC_OK)
-        return rc;
-    t->changed = true;
-    if (!old)
-        t->key_count++;
-    if (version_out)
-        *version_out = r.version;
-    return RC_OK;
-}
-
-/* The history of deleting key, whose current record is old: a tombstone version. */
-static int stage_tombstone(struct txn *t, const char *key, size_t klen,
-                           const struct ns_keyrec *old)
-{
-    const char *actor = t->m->actor ? t->m->actor : "default";
-    struct ns_keyrec r = {
-        .create_rev = old->create_rev,
-        .mod_rev = t->rev,
-        .version = 0,
-        .mtime_ms = t->m->time_ms,
-        .actor = actor,
-        .actor_len = strlen(actor),
-        .value = NULL,
-        .vlen = 0,
-    };
-    return ns_hist_stage(t->n, key, klen, &r, true, old, &t->compact_rev);
-}
-
-static int stage_del(struct txn *t, const char *key, size_t klen, const struct ns_keyrec *old)
-{
-    int rc = stage_tombstone(t, key, klen, old);
-    if (rc != RC_OK)
-        return rc;
-    size_t sklen = 0;
-    uint8_t *sk = ns_key_data(t->n->group, key, klen, &sklen);
-    if (!sk)
-        return RC_NOMEM;
-    if (t->key_count == 0) { /* the 'A' record disagrees with the 'K' records */
-        free(sk);
-        return RC_CORRUPT;
-    }
-    pst_batch_del(t->n->batch, sk, sklen);
-    free(sk);
-    t->key_count--;
-    t->changed = true;
-    return RC_OK;
-}
-
 /* ------------------------------------------------------------------ SET */
 
 struct set_opts {
@@ -200,7 +117,8 @@ static int parse_set_opts(int argc, char **argv, size_t *argvlen, struct set_opt
     return RC_OK;
 }
 
-static int cmd_set(struct txn *t, int argc, char **argv, size_t *argvlen, struct ns_reply *out)
+static int cmd_set(struct ns_txn *t, int argc, char **argv, size_t *argvlen,
+                   struct ns_reply *out)
 {
     if (argc < 3)
         return err_arity(out, "set");
@@ -212,25 +130,22 @@ static int cmd_set(struct txn *t, int argc, char **argv, size_t *argvlen, struct
         rc = check_value(t->n, argvlen[2], out);
     if (rc != RC_OK)
         return rc;
-    void *raw = NULL;
-    struct ns_keyrec old;
-    rc = ns_load_key(t->n, argv[1], argvlen[1], &raw, &old);
+    const struct ns_keyrec *old = NULL;
+    rc = ns_txn_get(t, argv[1], argvlen[1], &old);
     if (rc != RC_OK && rc != RC_NOTFOUND)
         return rc;
     bool exists = rc == RC_OK;
     bool met = !(o.nx && exists) && !(o.xx && !exists);
+    /* GET answers the value before this SET: reply before staging (old is then reused). */
     rc = RC_OK;
-    if (met)
-        rc = stage_put(t, argv[1], argvlen[1], argv[2], argvlen[2], exists ? &old : NULL, NULL);
-    if (rc == RC_OK) {
-        if (o.get && exists)
-            rc = ns_reply_set_bulk(out, old.value, old.vlen);
-        else if (o.get || !met)
-            ns_reply_set_null(out);
-        else
-            rc = ns_reply_set_status(out, "OK");
-    }
-    free(raw);
+    if (o.get && exists)
+        rc = ns_reply_set_bulk(out, old->value, old->vlen);
+    else if (o.get || !met)
+        ns_reply_set_null(out);
+    else
+        rc = ns_reply_set_status(out, "OK");
+    if (rc == RC_OK && met)
+        rc = ns_txn_put(t, argv[1], argvlen[1], argv[2], argvlen[2], NULL);
     return rc;
 }
 
@@ -284,7 +199,7 @@ static int unique_keys(int argc, char **argv, size_t *argvlen, int first, int st
     return RC_OK;
 }
 
-static int cmd_mset(struct txn *t, int argc, char **argv, size_t *argvlen, struct ns_reply *out)
+static int cmd_mset(struct ns_txn *t, int argc, char **argv, size_t *argvlen, struct ns_reply *out)
 {
     if (argc < 3 || argc % 2 == 0)
         return err_arity(out, "mset");
@@ -300,13 +215,7 @@ static int cmd_mset(struct txn *t, int argc, char **argv, size_t *argvlen, struc
     int rc = unique_keys(argc, argv, argvlen, 1, 2, &pos, &npos);
     for (size_t i = 0; rc == RC_OK && i < npos; i++) {
         int k = pos[i];
-        void *raw = NULL;
-        struct ns_keyrec old;
-        rc = ns_load_key(t->n, argv[k], argvlen[k], &raw, &old);
-        if (rc == RC_OK || rc == RC_NOTFOUND)
-            rc = stage_put(t, argv[k], argvlen[k], argv[k + 1], argvlen[k + 1],
-                           rc == RC_OK ? &old : NULL, NULL);
-        free(raw);
+        rc = ns_txn_put(t, argv[k], argvlen[k], argv[k + 1], argvlen[k + 1], NULL);
     }
     free(pos);
     if (rc == RC_OK)
@@ -314,7 +223,7 @@ static int cmd_mset(struct txn *t, int argc, char **argv, size_t *argvlen, struc
     return rc;
 }
 
-static int cmd_del(struct txn *t, int argc, char **argv, size_t *argvlen, struct ns_reply *out)
+static int cmd_del(struct ns_txn *t, int argc, char **argv, size_t *argvlen, struct ns_reply *out)
 {
     if (argc < 2)
         return err_arity(out, "del");
@@ -328,16 +237,9 @@ static int cmd_del(struct txn *t, int argc, char **argv, size_t *argvlen, struct
     long long deleted = 0;
     int rc = unique_keys(argc, argv, argvlen, 1, 1, &pos, &npos);
     for (size_t i = 0; rc == RC_OK && i < npos; i++) {
-        void *raw = NULL;
-        struct ns_keyrec old;
-        rc = ns_load_key(t->n, argv[pos[i]], argvlen[pos[i]], &raw, &old);
-        if (rc == RC_OK) {
-            rc = stage_del(t, argv[pos[i]], argvlen[pos[i]], &old);
-            deleted++;
-        } else if (rc == RC_NOTFOUND) {
-            rc = RC_OK;
-        }
-        free(raw);
+        bool existed = false;
+        rc = ns_txn_del(t, argv[pos[i]], argvlen[pos[i]], &existed);
+        deleted += existed;
     }
     free(pos);
     if (rc == RC_OK)
@@ -345,8 +247,9 @@ static int cmd_del(struct txn *t, int argc, char **argv, size_t *argvlen, struct
     return rc;
 }
 
-/* Every 'K' record of the group goes in this one batch. */
-static int cmd_flushall(struct txn *t, int argc, char **argv, size_t *argvlen,
+/* Every key of the group is deleted in this one batch: those in the store, and those the
+ * same entry created before (MULTI/EXEC) through the overlay. */
+static int cmd_flushall(struct ns_txn *t, int argc, char **argv, size_t *argvlen,
                         struct ns_reply *out)
 {
     if (argc > 2 || (argc == 2 && !arg_is(argv[1], argvlen[1], "SYNC") &&
@@ -360,28 +263,23 @@ static int cmd_flushall(struct txn *t, int argc, char **argv, size_t *argvlen,
         return RC_NOMEM;
     int rc = RC_OK;
     for (; rc == RC_OK && pst_iter_valid(it); pst_iter_next(it)) {
-        size_t klen = 0, vlen = 0;
+        size_t klen = 0;
         const uint8_t *k = pst_iter_key(it, &klen);
-        const void *v = pst_iter_value(it, &vlen);
-        struct ns_keyrec old;
         NS_ASSERT(klen > NS_GROUP_PREFIX_LEN); /* the bounds and non-empty keys */
-        rc = ns_keyrec_decode(v, vlen, &old);
-        if (rc == RC_OK)
-            rc = stage_tombstone(t, (const char *)k + NS_GROUP_PREFIX_LEN,
-                                 klen - NS_GROUP_PREFIX_LEN, &old);
-        pst_batch_del(t->n->batch, k, klen);
-        t->changed = true;
+        rc = ns_txn_del(t, k + NS_GROUP_PREFIX_LEN, klen - NS_GROUP_PREFIX_LEN, NULL);
     }
     if (rc == RC_OK)
         rc = pst_iter_status(it);
     pst_iter_free(it);
-    t->key_count = 0;
+    for (size_t i = 0; rc == RC_OK && i < t->nkeys; i++)
+        if (t->keys[i].present)
+            rc = ns_txn_del(t, t->keys[i].key, t->keys[i].klen, NULL);
     if (rc == RC_OK)
         rc = ns_reply_set_status(out, "OK");
     return rc;
 }
 
-static int cmd_noop(struct txn *t, int argc, char **argv, size_t *argvlen, struct ns_reply *out)
+static int cmd_noop(struct ns_txn *t, int argc, char **argv, size_t *argvlen, struct ns_reply *out)
 {
     (void)t, (void)argv, (void)argvlen;
     if (argc != 1)
@@ -418,13 +316,11 @@ static int check_version(bool has, uint64_t want, uint64_t cur, struct ns_reply 
 }
 
 /* The shared front of CFG.SET and CFG.DEL: parse "IFVERSION n" (at argument cond_at), check
- * the key (and the value's length when value_len is not NULL), load the key's current
- * record and decide the compare-and-set. On RC_OK *exists says
- * whether the key is there (then *old is its record, *raw the buffer to free). Any other
- * return: an error reply was set (REPLIED) or the store failed; nothing to free. */
-static int cas_front(struct txn *t, int argc, char **argv, size_t *argvlen, int cond_at,
-                     const size_t *value_len, void **raw, struct ns_keyrec *old,
-                     bool *exists, struct ns_reply *out)
+ * the key (and the value's length when value_len is not NULL), look the key up and decide
+ * the compare-and-set. On RC_OK *exists says whether the key is there. Any other return:
+ * an error reply was set (REPLIED) or the store failed. */
+static int cas_front(struct ns_txn *t, int argc, char **argv, size_t *argvlen, int cond_at,
+                     const size_t *value_len, bool *exists, struct ns_reply *out)
 {
     bool has = false;
     uint64_t want = 0;
@@ -435,61 +331,48 @@ static int cas_front(struct txn *t, int argc, char **argv, size_t *argvlen, int 
         rc = check_value(t->n, *value_len, out);
     if (rc != RC_OK)
         return rc;
-    *raw = NULL;
-    rc = ns_load_key(t->n, argv[1], argvlen[1], raw, old);
+    const struct ns_keyrec *old = NULL;
+    rc = ns_txn_get(t, argv[1], argvlen[1], &old);
     if (rc != RC_OK && rc != RC_NOTFOUND)
         return rc;
     *exists = rc == RC_OK;
-    rc = check_version(has, want, *exists ? old->version : 0, out);
-    if (rc != RC_OK) {
-        free(*raw);
-        *raw = NULL;
-    }
-    return rc;
+    return check_version(has, want, *exists ? old->version : 0, out);
 }
 
-static int cmd_cfg_set(struct txn *t, int argc, char **argv, size_t *argvlen,
+static int cmd_cfg_set(struct ns_txn *t, int argc, char **argv, size_t *argvlen,
                        struct ns_reply *out)
 {
     if (argc != 3 && argc != 5)
         return argc < 3 ? err_arity(out, "cfg.set") : err(out, RC_BADARG, "syntax error");
-    void *raw = NULL;
-    struct ns_keyrec old;
     bool exists = false;
-    int rc = cas_front(t, argc, argv, argvlen, 3, &argvlen[2], &raw, &old, &exists, out);
+    int rc = cas_front(t, argc, argv, argvlen, 3, &argvlen[2], &exists, out);
     if (rc != RC_OK)
         return rc;
     uint64_t version = 0;
-    rc = stage_put(t, argv[1], argvlen[1], argv[2], argvlen[2], exists ? &old : NULL,
-                   &version);
+    rc = ns_txn_put(t, argv[1], argvlen[1], argv[2], argvlen[2], &version);
     if (rc == RC_OK)
         rc = ns_reply_cfgset(out, t->rev, version, !exists);
-    free(raw);
     return rc;
 }
 
-static int cmd_cfg_del(struct txn *t, int argc, char **argv, size_t *argvlen,
+static int cmd_cfg_del(struct ns_txn *t, int argc, char **argv, size_t *argvlen,
                        struct ns_reply *out)
 {
     if (argc != 2 && argc != 4)
         return argc < 2 ? err_arity(out, "cfg.del") : err(out, RC_BADARG, "syntax error");
-    void *raw = NULL;
-    struct ns_keyrec old;
     bool exists = false;
-    int rc = cas_front(t, argc, argv, argvlen, 2, NULL, &raw, &old, &exists, out);
+    int rc = cas_front(t, argc, argv, argvlen, 2, NULL, &exists, out);
     if (rc != RC_OK)
         return rc;
-    if (exists)
-        rc = stage_del(t, argv[1], argvlen[1], &old);
+    rc = ns_txn_del(t, argv[1], argvlen[1], NULL);
     if (rc == RC_OK)
         ns_reply_set_int(out, exists ? 1 : 0);
-    free(raw);
     return rc;
 }
 
 /* ------------------------------------------------------------------ dispatch */
 
-typedef int (*cmd_fn)(struct txn *t, int argc, char **argv, size_t *argvlen,
+typedef int (*cmd_fn)(struct ns_txn *t, int argc, char **argv, size_t *argvlen,
                       struct ns_reply *out);
 
 static const struct {
@@ -501,7 +384,7 @@ static const struct {
     {"FLUSHALL", cmd_flushall}, {"FLUSHDB", cmd_flushall}, {"NOOP", cmd_noop},
 };
 
-static int dispatch(struct txn *t, int argc, char **argv, size_t *argvlen, struct ns_reply *out)
+static int dispatch(struct ns_txn *t, int argc, char **argv, size_t *argvlen, struct ns_reply *out)
 {
     if (argc < 1)
         return err(out, RC_BADARG, "empty command");
@@ -535,7 +418,8 @@ int ns_apply(struct ns *n, const struct ns_meta *m, int argc, char **argv, size_
     int rc = check_entry(n, m->index, m->term);
     if (rc != RC_OK)
         return rc;
-    struct txn t = {n, m, n->revision + 1, n->key_count, false, n->compact_rev};
+    struct ns_txn t = {.n = n, .m = m, .rev = n->revision + 1, .key_count = n->key_count,
+                         .compact_rev = n->compact_rev};
     rc = dispatch(&t, argc, argv, argvlen, out);
     if (rc == REPLIED || (rc == RC_OK && out->type == NS_R_ERR)) {
         /* A refused command changes nothing but the applied index. */
@@ -543,6 +427,8 @@ int ns_apply(struct ns *n, const struct ns_meta *m, int argc, char **argv, size_
         pst_batch_clear(n->batch);
         rc = RC_OK;
     }
+    /* Entry-level effects of a changing entry are staged here, after the command (the
+     * audit record of the governance layer goes here). */
     bool hist_group = false;
     if (rc == RC_OK && pst_batch_count(n->batch) > 0 &&
         (!n->hist_rec_present || t.compact_rev != n->compact_rev)) {
@@ -558,6 +444,7 @@ int ns_apply(struct ns *n, const struct ns_meta *m, int argc, char **argv, size_
         n->compact_rev = t.compact_rev;
         n->hist_rec_present = true;
     }
+    ns_txn_free(&t);
     if (rc != RC_OK) {
         pst_batch_clear(n->batch);
         ns_reply_clear(out);

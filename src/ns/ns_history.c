@@ -242,6 +242,13 @@ int ns_hist_stage(struct ns *n, const void *key, size_t klen, const struct ns_ke
     return RC_OK;
 }
 
+int ns_hist_restage(struct ns *n, const void *key, size_t klen, const struct ns_keyrec *rec,
+                    bool tombstone)
+{
+    NS_ASSERT(rec->mod_rev == n->revision + 1);
+    return put_version(n, key, klen, rec, tombstone);
+}
+
 /* ------------------------------------------------------------------ reads */
 
 static char *dup_bytes(const void *p, size_t len)

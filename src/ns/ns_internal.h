@@ -89,6 +89,48 @@ struct ns_keyrec {
     size_t vlen;
 };
 
+/* One key the entry being applied touched (ns_txn.c). old/cur point into old_raw/cur_buf. */
+struct ns_txkey {
+    char *key;
+    size_t klen;
+    bool had_old;          /* present before the entry; old is its record then */
+    struct ns_keyrec old;
+    void *old_raw;
+    bool present;          /* present after the entry's changes so far; cur is its record */
+    struct ns_keyrec cur;  /* when !present and staged: the tombstone (version 0, no value) */
+    char *cur_buf;
+    bool staged;           /* changed by this entry: its history is staged */
+};
+
+/* What one entry is about to change: the overlay of the keys it touched (ns_txn.c), in
+ * the order first touched, and the entry's group-level effects. */
+struct ns_txn {
+    struct ns *n;
+    const struct ns_meta *m;
+    uint64_t rev;         /* the revision this entry's changes get */
+    uint64_t key_count;   /* key count after the staged changes */
+    bool changed;         /* the entry changes the group: the revision advances */
+    uint64_t compact_rev; /* group compacted revision after the staged pruning */
+    struct ns_txkey *keys;
+    size_t nkeys, cap;
+    uint32_t *slots; /* open-addressing index: 0 empty, else keys index + 1 */
+    size_t nslots;
+    /* The audit operation of the entry ("set", "del", "rollback", "schema.set", ...);
+     * NULL: named after the command. */
+    const char *op;
+};
+
+/* The key's record as the entry sees it: RC_OK (*rec borrowed until ns_txn_free),
+ * RC_NOTFOUND, RC_IO/RC_CORRUPT/RC_NOMEM. */
+int ns_txn_get(struct ns_txn *t, const void *key, size_t klen, const struct ns_keyrec **rec);
+/* Stage key = val (with its history); *version_out (may be NULL) gets the new version.
+ * The caller checked key and value limits. RC_OK/RC_IO/RC_CORRUPT/RC_NOMEM. */
+int ns_txn_put(struct ns_txn *t, const void *key, size_t klen, const void *val, size_t vlen,
+               uint64_t *version_out);
+/* Stage the deletion of key if present (*existed, may be NULL, says whether it was). */
+int ns_txn_del(struct ns_txn *t, const void *key, size_t klen, bool *existed);
+void ns_txn_free(struct ns_txn *t);
+
 /* ------------------------------------------------------------------ ns_record.c */
 
 /* Storage keys. buf must hold NS_GROUP_PREFIX_LEN bytes. */
@@ -153,6 +195,10 @@ int ns_hist_load_group(struct ns *n);
  * still answerable after pruning. RC_OK / RC_IO / RC_CORRUPT / RC_NOMEM. */
 int ns_hist_stage(struct ns *n, const void *key, size_t klen, const struct ns_keyrec *rec,
                   bool tombstone, const struct ns_keyrec *old, uint64_t *compact_rev);
+/* Overwrite the version staged earlier in the same entry for key (same revision): a key
+ * changed twice by one entry keeps one version, the last. */
+int ns_hist_restage(struct ns *n, const void *key, size_t klen, const struct ns_keyrec *rec,
+                    bool tombstone);
 /* Stage the group history record with compact_rev. */
 void ns_hist_stage_group(struct ns *n, uint64_t compact_rev);
 
