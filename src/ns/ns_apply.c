@@ -23,8 +23,7 @@
 #include "../rc.h"
 #include "ns_internal.h"
 
-/* Handler status besides RC_*: an error reply was built and nothing was staged. */
-#define REPLIED (-1)
+#define REPLIED NS_REPLIED
 
 static bool arg_is(const char *a, size_t alen, const char *word)
 {
@@ -384,7 +383,8 @@ static const struct {
     {"FLUSHALL", cmd_flushall}, {"FLUSHDB", cmd_flushall}, {"NOOP", cmd_noop},
 };
 
-static int dispatch(struct ns_txn *t, int argc, char **argv, size_t *argvlen, struct ns_reply *out)
+int ns_apply_dispatch(struct ns_txn *t, int argc, char **argv, size_t *argvlen,
+                      struct ns_reply *out)
 {
     if (argc < 1)
         return err(out, RC_BADARG, "empty command");
@@ -420,7 +420,7 @@ int ns_apply(struct ns *n, const struct ns_meta *m, int argc, char **argv, size_
         return rc;
     struct ns_txn t = {.n = n, .m = m, .rev = n->revision + 1, .key_count = n->key_count,
                          .compact_rev = n->compact_rev};
-    rc = dispatch(&t, argc, argv, argvlen, out);
+    rc = ns_apply_dispatch(&t, argc, argv, argvlen, out);
     if (rc == REPLIED || (rc == RC_OK && out->type == NS_R_ERR)) {
         /* A refused command changes nothing but the applied index. */
         NS_ASSERT(!t.changed);

@@ -118,7 +118,24 @@ struct ns_txn {
     /* The audit operation of the entry ("set", "del", "rollback", "schema.set", ...);
      * NULL: named after the command. */
     const char *op;
+    /* What a group-level operation acted on, for its audit record (borrowed from argv or
+     * owned by the handler until ns_apply returns): the schema pattern, the snapshot id or
+     * the rollback prefix; detail: the schema text, label, reason ... NULL when none. */
+    const char *subject;
+    size_t subject_len;
+    const char *detail;
+    size_t detail_len;
 };
+
+/* Handler status besides RC_*: an error reply was built and nothing was staged. */
+#define NS_REPLIED (-1)
+
+/* Run one write command of the state machine inside entry t (ns_apply.c): the handlers
+ * every entry uses, also for each command of a MULTI/EXEC entry. Returns RC_OK (reply in
+ * out; an NS_R_ERR reply staged nothing), NS_REPLIED (error reply, nothing staged) or a
+ * store failure. */
+int ns_apply_dispatch(struct ns_txn *t, int argc, char **argv, size_t *argvlen,
+                      struct ns_reply *out);
 
 /* The key's record as the entry sees it: RC_OK (*rec borrowed until ns_txn_free),
  * RC_NOTFOUND, RC_IO/RC_CORRUPT/RC_NOMEM. */
