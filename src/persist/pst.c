@@ -21,6 +21,7 @@ void pst_options_default(struct pst_options *o)
     o->create_if_missing = true;
     o->cache_bytes = (size_t)32 * 1024 * 1024;
     o->write_buffer_bytes = (size_t)16 * 1024 * 1024;
+    o->row_cache_bytes = (size_t)64 * 1024 * 1024;
 }
 
 /* ---- engine dispatch ---- */

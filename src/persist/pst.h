@@ -25,6 +25,8 @@ struct pst_options {
     bool create_if_missing;   /* default true */
     size_t cache_bytes;       /* LevelDB block cache; default 32 MiB */
     size_t write_buffer_bytes;/* LevelDB memtable; default 16 MiB */
+    size_t row_cache_bytes;   /* write-through row cache (pst_cache_wrap) in front of
+                                 LevelDB; default 64 MiB; 0: none */
 };
 void pst_options_default(struct pst_options *o);
 
@@ -32,6 +34,10 @@ void pst_options_default(struct pst_options *o);
  * message the caller frees. */
 int pst_open_leveldb(const char *dir, const struct pst_options *o, struct pst_engine **out,
                      char **err);
+/* Wrap inner in a write-through row cache of at most max_bytes (pst_cache.c): latest-state
+ * point reads of recently read or written keys (absent ones too) come from memory. The
+ * wrapper owns inner (pst_close closes both) and reports inner's name. */
+int pst_cache_wrap(struct pst_engine *inner, size_t max_bytes, struct pst_engine **out);
 /* A fresh, empty in-memory engine. */
 int pst_open_mem(struct pst_engine **out);
 /* Close and free (releases nothing the caller still holds: free iterators, snapshots and

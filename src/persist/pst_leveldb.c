@@ -2,8 +2,10 @@
  * pst_leveldb.c - the real storage engine: LevelDB through its C API (<leveldb/c.h>).
  *
  * Options: create_if_missing (from pst_options), paranoid checks on, an LRU block cache,
- * a 10-bit bloom filter, reads verify block checksums. sync writes set WriteOptions.sync,
- * so the write (and every earlier one) is fsync'd before pst_write returns.
+ * a 10-bit bloom filter, no block compression, reads verify block checksums. Unless
+ * row_cache_bytes is 0 the engine handed out is wrapped in the row cache (pst_cache.c).
+ * sync writes set WriteOptions.sync, so the write (and every earlier one) is fsync'd
+ * before pst_write returns.
  *
  * Errors: every LevelDB error string is kept (pst_last_error) and mapped to RC_CORRUPT when
  * LevelDB reports "Corruption", RC_IO otherwise. A NULL snapshot means "latest"; a LevelDB
@@ -120,6 +122,7 @@ int pst_open_leveldb(const char *dir, const struct pst_options *o, struct pst_en
     leveldb_options_set_cache(e->opts, e->cache);
     leveldb_options_set_filter_policy(e->opts, e->bloom);
     leveldb_options_set_write_buffer_size(e->opts, o->write_buffer_bytes);
+    leveldb_options_set_compression(e->opts, leveldb_no_compression);
     leveldb_readoptions_set_verify_checksums(e->ropts, 1);
     leveldb_writeoptions_set_sync(e->wopts_sync, 1);
     leveldb_writeoptions_set_sync(e->wopts_async, 0);
@@ -135,7 +138,15 @@ int pst_open_leveldb(const char *dir, const struct pst_options *o, struct pst_en
         return rc;
     }
     *out = &e->base;
-    return RC_OK;
+    if (o->row_cache_bytes == 0)
+        return RC_OK;
+    int rc = pst_cache_wrap(&e->base, o->row_cache_bytes, out);
+    if (rc != RC_OK) {
+        *out = NULL;
+        pst_close(&e->base);
+        set_err(err, "out of memory");
+    }
+    return rc;
 }
 
 static void ldb_close(struct pst_engine *pe)
