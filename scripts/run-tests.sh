@@ -78,10 +78,23 @@ if [ "$SAN" != 1 ]; then
 fi
 if [ -x "$BUILD/raftsim" ]; then
   if [ "$SAN" = 1 ]; then seeds=${SIM_SEEDS_SAN:-1000}; else seeds=${SIM_SEEDS:-20000}; fi
-  run_suite "raftsim" "$BUILD/raftsim" --seeds "$seeds" --steps "${SIM_STEPS:-2000}"
-  tail -3 "$log_dir/raftsim.log"
+  # Two halves of the seed range at once (one per core); each is one suite.
+  half=$(( (seeds + 1) / 2 ))
+  start=$SECONDS
+  "$BUILD/raftsim" --seeds "$half" --first-seed 1 --steps "${SIM_STEPS:-2000}" \
+    >"$log_dir/raftsim-a.log" 2>&1 & sim_a=$!
+  "$BUILD/raftsim" --seeds "$((seeds - half))" --first-seed "$((half + 1))" \
+    --steps "${SIM_STEPS:-2000}" >"$log_dir/raftsim-b.log" 2>&1
+  rc_b=$?
+  wait "$sim_a"; rc_a=$?
+  for part in a b; do
+    rc=$rc_a; [ $part = b ] && rc=$rc_b
+    echo "== raftsim-$part: rc=$rc ($((SECONDS - start)) s)"
+    tail -3 "$log_dir/raftsim-$part.log"
+    if [ "$rc" -eq 0 ]; then passed=$((passed + 1)); else
+      failed=$((failed + 1)); failed_names+=("raftsim-$part (rc=$rc)"); fi
+  done
 fi
-
 if [ ${#failed_names[@]} -gt 0 ]; then
   echo "Failed suites:"; printf '  %s\n' "${failed_names[@]}"
   echo "logs: $log_dir/"
