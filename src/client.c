@@ -10,7 +10,10 @@
  *     so a client always reads its own writes and replies never overtake each other;
  *   - only DONE slots at the head are flushed; a slot's reply bytes are final once DONE;
  *   - a client is freed only outside node_run (callbacks only mark it), and cancels every
- *     pending node request first so no callback can reach a freed slot.
+ *     pending node request first so no callback can reach a freed slot;
+ *   - inside MULTI every command is K_OTHER: it is queued (cmd_multi.c) and answered at
+ *     once, so queueing never overlaps a pending request; WATCH is a read (barrier first);
+ *     cmd_propose captures instead of proposing while multi.capture is set.
  */
 #include "client.h"
 
@@ -257,6 +260,10 @@ static enum kind slot_kind(const struct client *c, const struct cslot *s)
         return K_OTHER;
     if (!client_authed(c) && !(d->flags & CMD_NOAUTH))
         return K_OTHER;
+    if (c->multi.active)
+        return K_OTHER; /* queued and answered at once, or MULTI/EXEC/DISCARD... itself */
+    if (d->fn == cmd_watch)
+        return K_READ; /* the revisions are taken after a read barrier */
     if (d->flags & CMD_WRITE)
         return K_WRITE;
     if (d->flags & CMD_READONLY)
@@ -290,6 +297,13 @@ static void on_barrier(void *ud, int rc, struct ns_reply *r)
     srv_mark_dirty(c->srv, c);
 }
 
+/* A refused command inside MULTI makes EXEC fail (Redis's flagTransaction). */
+static void multi_refused(struct client *c)
+{
+    if (c->multi.active)
+        c->multi.dirty = true;
+}
+
 static void on_write_done(void *ud, int rc, struct ns_reply *r)
 {
     struct cslot *s = ud;
@@ -306,6 +320,45 @@ static void on_write_done(void *ud, int rc, struct ns_reply *r)
         ns_reply_free(r);
     slot_done(s);
     srv_mark_dirty(c->srv, c);
+}
+
+/* EXEC's reply: the array, or a null array (not a null bulk) when a watched key changed. */
+static void on_exec_done(void *ud, int rc, struct ns_reply *r)
+{
+    struct cslot *s = ud;
+    if (rc != RC_OK || !r || r->type != NS_R_NULL) {
+        on_write_done(ud, rc, r);
+        return;
+    }
+    struct client *c = s->c;
+    s->handle = 0;
+    c->pending_writes--;
+    resp_w_null_array(&s->out, c->proto);
+    ns_reply_free(r);
+    slot_done(s);
+    srv_mark_dirty(c->srv, c);
+}
+
+static void propose_to(struct client *c, struct cslot *s, uint32_t group, int argc,
+                       char **argv, size_t *argvlen, node_done_fn fn)
+{
+    struct node *n = c->srv->node;
+    struct node_origin o = {.actor = "default", .client = c->addr, .wall_ms = srv_now_ms()};
+    int rc = RC_OK;
+    uint64_t h = node_write(n, group, &o, argc, argv, argvlen, srv_mono_ms(), fn, s, &rc);
+    if (h == 0) {
+        cmd_reply_rc(s, rc ? rc : RC_NOMEM, NULL);
+        return;
+    }
+    s->handle = h;
+    s->state = SLOT_WRITING;
+    c->pending_writes++;
+}
+
+void client_propose_exec(struct client *c, struct cslot *s, uint32_t group, int argc,
+                         char **argv, size_t *argvlen)
+{
+    propose_to(c, s, group, argc, argv, argvlen, on_exec_done);
 }
 
 void cmd_propose(struct client *c, struct cslot *s, int argc, char **argv, size_t *argvlen,
@@ -325,17 +378,11 @@ void cmd_propose(struct client *c, struct cslot *s, int argc, char **argv, size_
             }
         }
     }
-    struct node_origin o = {.actor = "default", .client = c->addr, .wall_ms = srv_now_ms()};
-    int rc = RC_OK;
-    uint64_t h = node_write(n, group, &o, argc, argv, argvlen, srv_mono_ms(), on_write_done, s,
-                            &rc);
-    if (h == 0) {
-        cmd_reply_rc(s, rc ? rc : RC_NOMEM, NULL);
+    if (c->multi.capture) { /* inside MULTI: queued for EXEC, not proposed */
+        client_multi_capture(c, s, group, argc, argv, argvlen);
         return;
     }
-    s->handle = h;
-    s->state = SLOT_WRITING;
-    c->pending_writes++;
+    propose_to(c, s, group, argc, argv, argvlen, on_write_done);
 }
 
 /* Start a read: barrier on the group of its first key (or the data group). */
@@ -371,15 +418,32 @@ static void exec_slot(struct client *c, struct cslot *s, enum kind k)
     c->n_commands++;
     if (!d) {
         reply_unknown(s, cmd);
+        multi_refused(c);
     } else if (!client_authed(c) && !(d->flags & CMD_NOAUTH)) {
         resp_w_error(&s->out, "NOAUTH Authentication required.");
+        multi_refused(c);
     } else if (!arity_ok(d, cmd->argc)) {
-        resp_w_errorf(&s->out, "ERR wrong number of arguments for '%s' command", d->name);
+        if (c->multi.active && d->fn == cmd_exec) { /* Redis 7: ends the transaction */
+            resp_w_error(&s->out, "EXECABORT Transaction discarded because of: wrong number "
+                                  "of arguments for 'exec' command");
+            client_multi_reset(c);
+        } else {
+            resp_w_errorf(&s->out, "ERR wrong number of arguments for '%s' command", d->name);
+        }
+        multi_refused(c);
     } else if (cmd->too_big) {
         resp_w_errorf(&s->out, "ERR value of %zu bytes exceeds max-value-size (%llu bytes)",
                       cmd->too_big_len, (unsigned long long)c->srv->cfg.max_value_size);
-    } else if (pubsub_context_ok_or_reply(c, s, d, cmd->argc, cmd->argv)) {
+        multi_refused(c);
+    } else if (!pubsub_context_ok_or_reply(c, s, d, cmd->argc, cmd->argv)) {
+        multi_refused(c);
+    } else if (c->multi.active && !client_multi_passes(d)) {
         snprintf(c->last_cmd, sizeof c->last_cmd, "%s", d->name);
+        client_multi_queue(c, s, d, cmd->argc, cmd->argv, cmd->argvlen);
+    } else {
+        snprintf(c->last_cmd, sizeof c->last_cmd, "%s", d->name);
+        if (d->fn == cmd_reset)
+            client_multi_reset(c); /* RESET also discards MULTI and unwatches (Redis) */
         if (k == K_READ && !c->readonly) {
             start_read(c, s);
             return;
@@ -539,6 +603,7 @@ void client_free(struct client *c)
 {
     struct server *srv = c->srv;
     pubsub_client_free(c); /* leaves every channel and pattern */
+    client_multi_reset(c);
     for (struct cslot *s = c->head; s;) {
         struct cslot *nx = s->next;
         slot_release(c, s);
@@ -612,15 +677,26 @@ void client_describe(const struct client *c, char *buf, size_t len)
 {
     uint64_t now = srv_now_ms();
     uint64_t idle = (srv_mono_ms() - c->last_mono_ms) / 1000;
+    char flags[8];
+    size_t nf = 0;
+    if (pubsub_client_subscribed(c))
+        flags[nf++] = 'P';
+    if (c->readonly)
+        flags[nf++] = 'r';
+    if (c->multi.active)
+        flags[nf++] = 'x'; /* in MULTI, as Redis */
+    if (nf == 0)
+        flags[nf++] = 'N';
+    flags[nf] = '\0';
     snprintf(buf, len,
              "id=%llu addr=%s laddr=%s fd=%d name=%s age=%llu idle=%llu flags=%s db=0 "
-             "sub=%zu psub=%zu ssub=0 multi=-1 qbuf=%zu qbuf-free=0 argv-mem=0 multi-mem=0 "
+             "sub=%zu psub=%zu ssub=0 multi=%lld qbuf=%zu qbuf-free=0 argv-mem=0 multi-mem=0 "
              "rbs=0 rbp=0 obl=0 oll=%u omem=%zu tot-mem=0 events=r cmd=%s user=default "
              "redir=-1 resp=%d lib-name=%s lib-ver=%s",
              (unsigned long long)c->id, c->addr, c->laddr, c->fd, c->name ? c->name : "",
              (unsigned long long)((now - c->ctime_ms) / 1000), (unsigned long long)idle,
-             pubsub_client_subscribed(c) ? (c->readonly ? "Pr" : "P") : c->readonly ? "r" : "N",
-             pubsub_client_channels(c), pubsub_client_patterns(c),
+             flags, pubsub_client_channels(c), pubsub_client_patterns(c),
+             c->multi.active ? (long long)c->multi.ncmds : -1LL,
              resp_parser_buffered(c->parser), c->n_slots,
              client_out_len(c), c->last_cmd[0] ? c->last_cmd : "NULL", c->proto,
              c->lib_name ? c->lib_name : "", c->lib_ver ? c->lib_ver : "");

@@ -35,6 +35,8 @@ struct ps_client;
  * the socket drains below half of it. */
 #define CLIENT_OUT_PAUSE_BYTES (4u * 1024 * 1024)
 #define CLIENT_NAME_MAX 256
+/* A queued command that names no key (PING, ECHO) fits any group (struct client_multi). */
+#define CLIENT_GROUP_ANY UINT32_MAX
 
 enum slot_state {
     SLOT_QUEUED = 0,  /* parsed, not started */
@@ -52,6 +54,34 @@ struct cslot {
     uint64_t handle;           /* node request handle while WRITING/BARRIER */
     uint8_t state;
     struct resp_buf out;
+};
+
+/* One watched key (WATCH, cmd_multi.c): its group and that group's revision on this node
+ * when WATCH ran, after a read barrier. EXEC aborts if the key changed after rev. */
+struct client_watch {
+    char *key; /* owned */
+    size_t klen;
+    uint32_t group;
+    uint64_t rev;
+};
+
+/* MULTI/EXEC state of a connection (cmd_multi.c). Invariants: capture is set only while
+ * a write handler runs inside MULTI; queued commands are kept in the EXEC entry layout
+ * (src/ns/ns.h: per command its argument count, then its arguments, every string owned)
+ * and stay within the NS_EXEC_* limits; every queued command and every watched key has
+ * group == CLIENT_GROUP_ANY or one group (else EXEC answers -CROSSSHARD). */
+struct client_multi {
+    bool active;  /* between MULTI and EXEC / DISCARD */
+    bool dirty;   /* a command was refused while queueing: EXEC answers -EXECABORT */
+    bool capture; /* cmd_propose queues the command instead of proposing it */
+    uint32_t group; /* CLIENT_GROUP_ANY until a queued command names a group */
+    uint32_t ncmds;
+    char **argv;
+    size_t *argvlen;
+    size_t argc, cap;
+    size_t bytes; /* argument bytes + 4 per argument, as NS_EXEC_BYTES_MAX counts them */
+    struct client_watch *watch;
+    size_t nwatch, watch_cap;
 };
 
 struct client {
@@ -92,6 +122,7 @@ struct client {
     uint64_t n_commands;
     char last_cmd[32];
     struct ps_client *pubsub; /* issue 6: subscriptions (pubsub.c); NULL when none */
+    struct client_multi multi; /* issue 6: MULTI/EXEC/WATCH (cmd_multi.c) */
 };
 
 /* Accept a new connection on fd (non-blocking). Refuses (replies and closes) when
@@ -118,5 +149,28 @@ size_t client_out_len(const struct client *c);
  * any reply still pending, never inside one. Over client-output-buffer-limit the client is
  * closed (client_close_asap; never freed here). */
 void client_push(struct client *c, const void *data, size_t len);
+
+/* ---------------------------------------------------------------- MULTI/EXEC (cmd_multi.c)
+ * Inside MULTI every command but those client_multi_passes() names is queued by
+ * client_multi_queue(): it answers +QUEUED, or an error that makes EXEC fail with
+ * -EXECABORT. Write handlers run as usual but with multi.capture set, so their
+ * cmd_propose() lands in client_multi_capture() instead of the log. */
+
+/* Commands that run even inside MULTI (as Redis): MULTI, EXEC, DISCARD, WATCH, QUIT,
+ * RESET. */
+bool client_multi_passes(const struct cmd_def *d);
+/* Queue command (argv) of slot s, replying +QUEUED or an error (then multi.dirty). */
+void client_multi_queue(struct client *c, struct cslot *s, const struct cmd_def *d, int argc,
+                        char **argv, size_t *argvlen);
+/* Append a normalized command for group (CLIENT_GROUP_ANY: no key) to the queue (argv
+ * copied); replies +QUEUED, or an error (limits, -CROSSSHARD) and marks multi.dirty. */
+void client_multi_capture(struct client *c, struct cslot *s, uint32_t group, int argc,
+                          char **argv, size_t *argvlen);
+/* Leave MULTI (drop the queue) and forget every watched key: EXEC, DISCARD, RESET, close. */
+void client_multi_reset(struct client *c);
+/* Propose a built EXEC entry (argv copied) on group; the reply array, or a null array when
+ * a watched key changed, arrives at apply time. Replies an error itself when refused. */
+void client_propose_exec(struct client *c, struct cslot *s, uint32_t group, int argc,
+                         char **argv, size_t *argvlen);
 
 #endif

@@ -345,8 +345,11 @@ static void client_help(struct cslot *s)
     static const char *const lines[] = {
         "CLIENT <subcommand> [<arg> ...]. Subcommands are:",
         "ID", "GETNAME", "SETNAME <name>", "SETINFO LIB-NAME|LIB-VER <value>",
-        "LIST [TYPE normal|master|replica|pubsub] [ID id ...]", "INFO", "KILL <ip:port> | KILL [ID <id>] [ADDR <ip:port>] [SKIPME yes|no]",
-        "NO-EVICT on|off", "NO-TOUCH on|off", "HELP"};
+        "LIST [TYPE normal|master|replica|pubsub] [ID id ...]", "INFO",
+        "KILL <ip:port> | KILL [ID <id>] [ADDR <ip:port>] [SKIPME yes|no]",
+        "NO-EVICT on|off", "NO-TOUCH on|off",
+        "TRACKING ... (not supported: raftconf has no client-side caching)",
+        "MAINT_NOTIFICATIONS ... (accepted; raftconf sends no maintenance pushes)", "HELP"};
     size_t n = sizeof lines / sizeof lines[0];
     resp_w_array(cmd_out(s), (long long)n);
     for (size_t i = 0; i < n; i++)

@@ -3,7 +3,7 @@
  *
  * INFO is Redis-shaped ("# Section" headers, "key:value" lines, CRLF) so Redis tools can
  * parse it, plus a "# Raft" section with this node's consensus state. COMMAND DOCS
- * derives argument docs from each table row's syntax string (see args_doc), so
+ * derives argument docs from each table row's syntax string (see emit_args), so
  * redis-cli's hints follow the table without a second copy of the syntax.
  */
 #include <malloc.h>
@@ -460,6 +460,90 @@ static void command_info_one(struct client *c, struct resp_buf *b, const struct 
     resp_w_array(b, 0); /* subcommands */
 }
 
+/* ------------------------------------------------------------------ COMMAND DOCS
+ *
+ * Argument docs are derived from each table row's syntax string, Redis's notation:
+ *   key                   a placeholder (type from its name: key, pattern, integer, string)
+ *   GET                   a pure token (an upper-case word)
+ *   NX|XX                 a choice (oneof) of its alternatives
+ *   MATCH pattern         a token followed by a value
+ *   AUTH user pass        a token followed by a block of values
+ *   [...]                 optional
+ *   key [key ...]         "key", multiple; "key value [key value ...]": a multiple block
+ * Container commands (CLIENT, CONFIG, ...) document subcommands instead, from subcmd_docs.
+ * redis-cli builds its hints and HELP from this reply (it rebuilds "[NX|XX]" etc. from the
+ * types, tokens and flags), so what it shows is the syntax string of the table. */
+
+#define ARGS_MAX 16
+#define ARG_TEXT_MAX 512
+
+struct subcmd_doc {
+    const char *name; /* "container|sub", lower case */
+    const char *summary;
+    const char *args;
+};
+
+static const struct subcmd_doc subcmd_docs[] = {
+    {"client|id", "Returns the unique client ID of the connection.", ""},
+    {"client|getname", "Returns the name of the connection.", ""},
+    {"client|setname", "Sets the connection name.", "connection-name"},
+    {"client|setinfo", "Sets information specific to the client or connection.",
+     "LIB-NAME|LIB-VER value"},
+    {"client|list", "Lists open connections.",
+     "[TYPE NORMAL|MASTER|REPLICA|PUBSUB] [ID client-id [client-id ...]]"},
+    {"client|info", "Returns information about the connection.", ""},
+    {"client|kill", "Terminates open connections.",
+     "[ID client-id] [ADDR ip:port] [LADDR ip:port] [SKIPME YES|NO]"},
+    {"client|no-evict", "Accepted, no effect: raftconf evicts nothing.", "ON|OFF"},
+    {"client|no-touch", "Accepted, no effect.", "ON|OFF"},
+    {"client|tracking", "Refused: raftconf has no client-side caching.", "ON|OFF"},
+    {"client|help", "Returns helpful text about the different subcommands.", ""},
+    {"command|count", "Returns a count of commands.", ""},
+    {"command|docs", "Returns documentary information about one, multiple or all commands.",
+     "[command-name [command-name ...]]"},
+    {"command|getkeys", "Extracts the key names from an arbitrary command.",
+     "command [arg [arg ...]]"},
+    {"command|info", "Returns information about one, multiple or all commands.",
+     "[command-name [command-name ...]]"},
+    {"command|list", "Returns a list of command names.", ""},
+    {"command|help", "Returns helpful text about the different subcommands.", ""},
+    {"config|get", "Returns the effective values of configuration parameters.",
+     "parameter [parameter ...]"},
+    {"config|set", "Sets configuration parameters in-flight.",
+     "parameter value [parameter value ...]"},
+    {"config|resetstat", "Resets the server's statistics.", ""},
+    {"config|rewrite", "Refused: raftconf does not rewrite its configuration file.", ""},
+    {"config|help", "Returns helpful text about the different subcommands.", ""},
+    {"debug|log", "Writes a message to the server log (no other DEBUG subcommand exists).",
+     "message"},
+    {"debug|help", "Returns helpful text about the different subcommands.", ""},
+    {"pubsub|channels", "Returns the active channels on this node.", "[pattern]"},
+    {"pubsub|numsub", "Returns a count of subscribers to channels on this node.",
+     "[channel [channel ...]]"},
+    {"pubsub|numpat", "Returns a count of unique pattern subscriptions on this node.", ""},
+    {"pubsub|shardchannels", "Always empty: raftconf has no sharded Pub/Sub.", "[pattern]"},
+    {"pubsub|shardnumsub", "Always 0 per channel: raftconf has no sharded Pub/Sub.",
+     "[shardchannel [shardchannel ...]]"},
+    {"pubsub|help", "Returns helpful text about the different subcommands.", ""},
+    {"cfg.cluster|nodes", "Lists the members of the cluster with their state.", ""},
+    {"cfg.cluster|info", "Returns the cluster state as key:value lines.", ""},
+    {"cfg.cluster|add", "Adds a member (a voter, or a learner).", "id addr [LEARNER]"},
+    {"cfg.cluster|promote", "Makes a learner a voter.", "id"},
+    {"cfg.cluster|remove", "Removes a member.", "id"},
+    {"cfg.cluster|transfer", "Hands leadership to another voter.", "id"},
+    {"cfg.cluster|help", "Returns helpful text about the different subcommands.", ""},
+};
+#define N_SUBCMD_DOCS (sizeof subcmd_docs / sizeof subcmd_docs[0])
+
+/* Number of subcommand docs of container d (0: not a container). */
+static size_t subcmd_count(const struct cmd_def *d)
+{
+    size_t n = 0, len = strlen(d->name);
+    for (size_t i = 0; i < N_SUBCMD_DOCS; i++)
+        n += strncmp(subcmd_docs[i].name, d->name, len) == 0 && subcmd_docs[i].name[len] == '|';
+    return n;
+}
+
 /* Argument type from its placeholder name. */
 static const char *arg_type(const char *name)
 {
@@ -469,74 +553,57 @@ static const char *arg_type(const char *name)
         return "pattern";
     if (strcmp(name, "count") == 0 || strcmp(name, "cursor") == 0 ||
         strcmp(name, "version") == 0 || strcmp(name, "index") == 0 ||
-        strcmp(name, "protover") == 0)
+        strcmp(name, "protover") == 0 || strcmp(name, "revision") == 0 ||
+        strcmp(name, "milliseconds") == 0 || strcmp(name, "id") == 0 ||
+        strcmp(name, "client-id") == 0 || strcmp(name, "group") == 0)
         return "integer";
     return "string";
 }
 
-static bool is_upper_word(const char *w)
+static bool is_upper_word(const char *w, size_t n)
 {
-    for (; *w; w++)
-        if (!(*w >= 'A' && *w <= 'Z') && *w != '-' && *w != '_' && !(*w >= '0' && *w <= '9'))
+    if (n == 0)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!(w[i] >= 'A' && w[i] <= 'Z') && w[i] != '-' && w[i] != '_' && w[i] != '.' &&
+            !(w[i] >= '0' && w[i] <= '9'))
             return false;
     return true;
 }
 
-/* One argument doc from a token like "key", "GET", "NX|XX", "MATCH pattern". */
-static void arg_doc(struct resp_buf *b, int proto, char *tok, bool optional, bool multiple)
+/* Top-level tokens of a syntax string: "[...]" groups stay whole (brackets stripped, opt
+ * set); "[x ...]" after x makes x multiple; "[k v ...]" after "k v" makes those words one
+ * multiple block (text = "k v"). */
+struct toks {
+    char buf[ARG_TEXT_MAX];
+    char *t[ARGS_MAX];
+    bool opt[ARGS_MAX], multi[ARGS_MAX], skip[ARGS_MAX], block[ARGS_MAX];
+    int n, visible;
+};
+
+static int count_words(const char *s)
 {
-    char *sp = strchr(tok, ' ');
-    char *bar = strchr(tok, '|');
-    int fields = 2 + (optional || multiple) + (sp || (!bar && is_upper_word(tok))) + !!bar;
-    resp_w_map(b, proto, fields);
-    if (bar) {
-        resp_w_bulk_str(b, "name");
-        resp_w_bulk_str(b, "choice");
-        resp_w_bulk_str(b, "type");
-        resp_w_bulk_str(b, "oneof");
-    } else {
-        char *name = sp ? sp + 1 : tok;
-        resp_w_bulk_str(b, "name");
-        char low[64];
-        size_t i = 0;
-        for (; name[i] && name[i] != ' ' && i < sizeof low - 1; i++)
-            low[i] = (char)((name[i] >= 'A' && name[i] <= 'Z') ? name[i] + 32 : name[i]);
-        low[i] = '\0';
-        resp_w_bulk_str(b, low);
-        resp_w_bulk_str(b, "type");
-        resp_w_bulk_str(b, sp ? arg_type(low) : is_upper_word(tok) ? "pure-token"
-                                                                   : arg_type(low));
+    int n = 0, depth = 0;
+    bool in = false;
+    for (; *s; s++) {
+        depth += *s == '[' ? 1 : *s == ']' ? -1 : 0;
+        if (*s != ' ' && !in) {
+            n++;
+            in = true;
+        } else if (*s == ' ' && depth == 0) {
+            in = false;
+        }
     }
-    if (sp || (!bar && is_upper_word(tok))) {
-        if (sp)
-            *sp = '\0';
-        resp_w_bulk_str(b, "token");
-        resp_w_bulk_str(b, tok);
-    }
-    if (optional || multiple) {
-        resp_w_bulk_str(b, "flags");
-        resp_w_set(b, proto, 1);
-        resp_w_simple(b, optional ? "optional" : "multiple");
-    }
-    if (bar) {
-        size_t n = 1;
-        for (char *p = tok; *p; p++)
-            n += *p == '|';
-        resp_w_bulk_str(b, "arguments");
-        resp_w_array(b, (long long)n);
-        for (char *alt = strtok(tok, "|"); alt; alt = strtok(NULL, "|"))
-            arg_doc(b, proto, alt, false, false);
-    }
+    return n;
 }
 
-#define ARGS_MAX 16
-/* Split a syntax string into top-level tokens ("[...]" groups kept whole). */
-static int split_args(const char *syn, char *buf, size_t buflen, char **tok, bool *opt)
+static void toks_split(struct toks *k, const char *syn)
 {
-    snprintf(buf, buflen, "%s", syn);
-    int n = 0, depth = 0;
+    memset(k, 0, sizeof *k);
+    snprintf(k->buf, sizeof k->buf, "%s", syn);
+    int depth = 0;
     char *start = NULL;
-    for (char *p = buf;; p++) {
+    for (char *p = k->buf;; p++) {
         bool end = *p == '\0';
         if (!start && !end && *p != ' ')
             start = p;
@@ -544,66 +611,198 @@ static int split_args(const char *syn, char *buf, size_t buflen, char **tok, boo
         if (start && (end || (*p == ' ' && depth == 0))) {
             *p = '\0';
             size_t l = strlen(start);
-            if (n < ARGS_MAX && l > 0) {
-                opt[n] = start[0] == '[' && start[l - 1] == ']';
-                if (opt[n]) {
+            if (k->n < ARGS_MAX && l > 0) {
+                int i = k->n++;
+                k->opt[i] = start[0] == '[' && start[l - 1] == ']';
+                if (k->opt[i]) {
                     start[l - 1] = '\0';
                     start++;
                 }
-                tok[n++] = start;
+                k->t[i] = start;
             }
             start = NULL;
         }
         if (end)
-            return n;
+            break;
     }
-}
-
-static void args_doc(struct resp_buf *b, int proto, const char *syn)
-{
-    char buf[512], *tok[ARGS_MAX];
-    bool opt[ARGS_MAX], multi[ARGS_MAX] = {false}, skip[ARGS_MAX] = {false};
-    int n = split_args(syn, buf, sizeof buf, tok, opt);
-    for (int i = 1; i < n; i++) { /* "key [key ...]" -> one argument, multiple */
-        size_t l = strlen(tok[i]);
-        if (opt[i] && l > 4 && strcmp(tok[i] + l - 4, " ...") == 0) {
-            skip[i] = true;
-            multi[i - 1] = true;
+    for (int i = 0; i < k->n; i++) {
+        size_t l = strlen(k->t[i]);
+        if (!k->opt[i] || l < 4 || strcmp(k->t[i] + l - 4, " ...") != 0)
+            continue;
+        k->t[i][l - 4] = '\0';
+        int w = count_words(k->t[i]);
+        if (w <= 1 && i >= 1) { /* "key [key ...]" */
+            k->multi[i - 1] = true;
+            k->skip[i] = true;
+        } else if (w > 1 && i >= w) { /* "key value [key value ...]" */
+            for (int j = i - w; j < i; j++)
+                k->skip[j] = true;
+            k->block[i] = k->multi[i] = true;
+            k->opt[i] = false;
+        } else { /* "[section ...]" on its own: optional and multiple */
+            k->multi[i] = true;
         }
     }
-    int shown = 0;
-    for (int i = 0; i < n; i++)
-        shown += !skip[i];
-    resp_w_array(b, shown);
-    for (int i = 0; i < n; i++)
-        if (!skip[i])
-            arg_doc(b, proto, tok[i], opt[i], multi[i]);
+    for (int i = 0; i < k->n; i++)
+        k->visible += !k->skip[i];
 }
 
-static void command_docs_one(struct client *c, struct resp_buf *b, const struct cmd_def *d)
+static void lower_copy(char *dst, size_t cap, const char *src, size_t n)
 {
-    resp_w_bulk_str(b, d->name);
-    /* Container commands (CLIENT, CONFIG, COMMAND) list subcommands, not arguments. */
-    bool container = false;
-    int depth = 0;
-    for (const char *p = d->args; *p; p++) {
-        depth += *p == '[' ? 1 : *p == ']' ? -1 : 0;
-        container |= *p == '|' && depth == 0;
+    size_t i = 0;
+    for (; i < n && i + 1 < cap; i++)
+        dst[i] = (char)((src[i] >= 'A' && src[i] <= 'Z') ? src[i] + 32 : src[i]);
+    dst[i] = '\0';
+}
+
+/* Map header and fields of one argument doc, up to (not including) its "arguments". */
+static void arg_head(struct resp_buf *b, int proto, const char *name, const char *type,
+                     const char *token, bool opt, bool multi, bool kids)
+{
+    resp_w_map(b, proto, 2 + (token != NULL) + (opt || multi) + kids);
+    resp_w_bulk_str(b, "name");
+    resp_w_bulk_str(b, name);
+    resp_w_bulk_str(b, "type");
+    resp_w_bulk_str(b, type);
+    if (token) {
+        resp_w_bulk_str(b, "token");
+        resp_w_bulk_str(b, token);
     }
-    bool has_args = d->args[0] && !container;
-    resp_w_map(b, c->proto, 4 + has_args);
+    if (opt || multi) {
+        resp_w_bulk_str(b, "flags");
+        resp_w_set(b, proto, (long long)opt + multi);
+        if (opt)
+            resp_w_simple(b, "optional");
+        if (multi)
+            resp_w_simple(b, "multiple");
+    }
+    if (kids)
+        resp_w_bulk_str(b, "arguments");
+}
+
+static void emit_args(struct resp_buf *b, int proto, const char *syn, int depth);
+static void emit_one(struct resp_buf *b, int proto, const char *text, bool opt, bool multi,
+                     int depth);
+
+/* "A|B|C" (optionally after a token): a oneof whose alternatives are arguments. */
+static void emit_choice(struct resp_buf *b, int proto, const char *token, const char *alts,
+                        bool opt, bool multi, int depth)
+{
+    char name[64] = "choice";
+    if (token)
+        lower_copy(name, sizeof name, token, strlen(token));
+    arg_head(b, proto, name, "oneof", token, opt, multi, true);
+    char copy[ARG_TEXT_MAX];
+    snprintf(copy, sizeof copy, "%s", alts);
+    long long n = 1;
+    for (const char *p = copy; *p; p++)
+        n += *p == '|';
+    resp_w_array(b, n);
+    char *save = NULL;
+    for (char *alt = strtok_r(copy, "|", &save); alt; alt = strtok_r(NULL, "|", &save))
+        emit_one(b, proto, alt, false, false, depth + 1);
+}
+
+static void emit_one(struct resp_buf *b, int proto, const char *text, bool opt, bool multi,
+                     int depth)
+{
+    char name[64];
+    const char *sp = NULL;
+    for (const char *p = text; *p && !sp; p++)
+        if (*p == ' ' || *p == '[')
+            sp = p;
+    if (!sp) { /* one word: a choice, a pure token, or a placeholder */
+        if (strchr(text, '|')) {
+            emit_choice(b, proto, NULL, text, opt, multi, depth);
+        } else if (is_upper_word(text, strlen(text))) {
+            lower_copy(name, sizeof name, text, strlen(text));
+            arg_head(b, proto, name, "pure-token", text, opt, multi, false);
+        } else {
+            arg_head(b, proto, text, arg_type(text), NULL, opt, multi, false);
+        }
+        return;
+    }
+    size_t flen = (size_t)(sp - text);
+    const char *rest = sp + (*sp == ' ');
+    char token[64];
+    snprintf(token, sizeof token, "%.*s", (int)flen, text);
+    bool tok = is_upper_word(text, flen);
+    if (tok && count_words(rest) == 1 && !strchr(rest, '[')) {
+        if (strchr(rest, '|')) {
+            emit_choice(b, proto, token, rest, opt, multi, depth);
+        } else { /* "MATCH pattern" */
+            arg_head(b, proto, rest, arg_type(rest), token, opt, multi, false);
+        }
+        return;
+    }
+    struct toks k;
+    toks_split(&k, tok ? rest : text);
+    if (!tok && k.visible == 1 && depth < 4) { /* "[pattern [pattern ...]]" */
+        for (int i = 0; i < k.n; i++)
+            if (!k.skip[i])
+                emit_one(b, proto, k.t[i], opt || k.opt[i], multi || k.multi[i], depth + 1);
+        return;
+    }
+    if (tok)
+        lower_copy(name, sizeof name, token, flen);
+    arg_head(b, proto, tok ? name : "arguments", "block", tok ? token : NULL, opt, multi, true);
+    emit_args(b, proto, tok ? rest : text, depth + 1);
+}
+
+static void emit_args(struct resp_buf *b, int proto, const char *syn, int depth)
+{
+    struct toks k;
+    toks_split(&k, depth < 4 ? syn : "");
+    resp_w_array(b, k.visible);
+    for (int i = 0; i < k.n; i++) {
+        if (k.skip[i])
+            continue;
+        if (k.block[i]) {
+            arg_head(b, proto, "data", "block", NULL, false, true, true);
+            emit_args(b, proto, k.t[i], depth + 1);
+        } else {
+            emit_one(b, proto, k.t[i], k.opt[i], k.multi[i], depth);
+        }
+    }
+}
+
+/* One command's (or subcommand's) docs map; sub_n > 0: a container with sub_n subcommands
+ * whose rows in subcmd_docs start with "<name>|". */
+static void docs_map(struct resp_buf *b, int proto, const struct cmd_def *d,
+                     const char *summary, const char *args, size_t sub_n)
+{
+    resp_w_map(b, proto, 4 + (args[0] != '\0') + (sub_n > 0));
     resp_w_bulk_str(b, "summary");
-    resp_w_bulk_str(b, d->summary);
+    resp_w_bulk_str(b, summary);
     resp_w_bulk_str(b, "since");
     resp_w_bulk_str(b, d->since);
     resp_w_bulk_str(b, "group");
     resp_w_bulk_str(b, d->group);
     resp_w_bulk_str(b, "complexity");
     resp_w_bulk_str(b, d->complexity);
-    if (has_args) {
+    if (args[0]) {
         resp_w_bulk_str(b, "arguments");
-        args_doc(b, c->proto, d->args);
+        emit_args(b, proto, args, 0);
     }
+    if (sub_n == 0)
+        return;
+    resp_w_bulk_str(b, "subcommands");
+    resp_w_map(b, proto, (long long)sub_n);
+    size_t len = strlen(d->name);
+    for (size_t i = 0; i < N_SUBCMD_DOCS; i++) {
+        const struct subcmd_doc *sd = &subcmd_docs[i];
+        if (strncmp(sd->name, d->name, len) != 0 || sd->name[len] != '|')
+            continue;
+        resp_w_bulk_str(b, sd->name);
+        docs_map(b, proto, d, sd->summary, sd->args, 0);
+    }
+}
+
+static void command_docs_one(struct client *c, struct resp_buf *b, const struct cmd_def *d)
+{
+    resp_w_bulk_str(b, d->name);
+    size_t sub_n = subcmd_count(d);
+    docs_map(b, c->proto, d, d->summary, sub_n ? "" : d->args, sub_n);
 }
 
 /* Definitions named in argv[first..argc) (unknown names skipped for DOCS, nil for INFO). */
@@ -642,8 +841,50 @@ static void command_list_named(struct client *c, struct cslot *s, int argc, char
     }
 }
 
+/* COMMAND GETKEYS cmd arg...: the keys by the table's first/last/step. */
+static void command_getkeys(struct cslot *s, int argc, char **argv, size_t *len)
+{
+    struct resp_buf *b = cmd_out(s);
+    const struct cmd_def *d = argc >= 3 ? cmd_lookup(argv[2], len[2]) : NULL;
+    int n = argc - 2; /* words of the command */
+    if (argc < 3) {
+        resp_w_error(b, "ERR wrong number of arguments for 'command|getkeys' command");
+    } else if (!d) {
+        resp_w_error(b, "ERR Invalid command specified");
+    } else if ((d->arity > 0 && n != d->arity) || (d->arity < 0 && n < -d->arity)) {
+        resp_w_error(b, "ERR Invalid number of arguments specified for command");
+    } else if (d->first_key == 0) {
+        resp_w_error(b, "ERR The command has no key arguments");
+    } else {
+        int last = d->last_key < 0 ? n + d->last_key : d->last_key;
+        int step = d->key_step > 0 ? d->key_step : 1;
+        long long cnt = 0;
+        for (int i = d->first_key; i <= last && i < n; i += step)
+            cnt++;
+        resp_w_array(b, cnt);
+        for (int i = d->first_key; i <= last && i < n; i += step)
+            resp_w_bulk(b, argv[2 + i], len[2 + i]);
+    }
+}
+
+static void help_lines(struct cslot *s, const char *const *lines, size_t n)
+{
+    resp_w_array(cmd_out(s), (long long)n);
+    for (size_t i = 0; i < n; i++)
+        resp_w_simple(cmd_out(s), lines[i]);
+}
+
 void cmd_command(struct client *c, struct cslot *s, int argc, char **argv, size_t *len)
 {
+    static const char *const help[] = {
+        "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "(no subcommand)", "    Return details about all commands.",
+        "COUNT", "    Return the total number of commands in this server.",
+        "LIST", "    Return a list of all commands in this server.",
+        "INFO [<command-name> ...]", "    Return details about the given commands.",
+        "DOCS [<command-name> ...]", "    Return documentation details about the given commands.",
+        "GETKEYS <full-command>", "    Return the keys from a full command.",
+        "HELP", "    Print this help."};
     struct resp_buf *b = cmd_out(s);
     if (argc == 1) {
         command_list_named(c, s, argc, argv, len, 1, false);
@@ -657,7 +898,33 @@ void cmd_command(struct client *c, struct cslot *s, int argc, char **argv, size_
         resp_w_array(b, (long long)cmd_count());
         for (size_t i = 0; i < cmd_count(); i++)
             resp_w_bulk_str(b, cmd_at(i)->name);
+    } else if (EQ(argv[1], "GETKEYS")) {
+        command_getkeys(s, argc, argv, len);
+    } else if (EQ(argv[1], "HELP")) {
+        help_lines(s, help, sizeof help / sizeof help[0]);
     } else {
         resp_w_errorf(b, "ERR unknown subcommand '%.128s'. Try COMMAND HELP.", argv[1]);
+    }
+}
+
+/* ------------------------------------------------------------------ DEBUG */
+
+/* Only DEBUG LOG (clients' test suites mark their steps in the server log with it); the
+ * rest of Redis's DEBUG (crashes, reloads, sleeps) has no place in a replicated service. */
+void cmd_debug(struct client *c, struct cslot *s, int argc, char **argv, size_t *len)
+{
+    static const char *const help[] = {
+        "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "LOG <message>", "    Write <message> to the server log.",
+        "HELP", "    Print this help."};
+    if (EQ(argv[1], "LOG") && argc == 3) {
+        LOG_NOTICE("DEBUG LOG from %s: %.*s", c->addr, len[2] > 512 ? 512 : (int)len[2],
+                   argv[2]);
+        resp_w_simple(cmd_out(s), "OK");
+    } else if (EQ(argv[1], "HELP") && argc == 2) {
+        help_lines(s, help, sizeof help / sizeof help[0]);
+    } else {
+        resp_w_errorf(cmd_out(s), "ERR unknown subcommand or wrong number of arguments for "
+                      "'%.128s'. Try DEBUG HELP.", argv[1]);
     }
 }

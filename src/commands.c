@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "client.h"
+#include "cmd_gov.h"
 #include "ns/ns.h"
 #include "rc.h"
 
@@ -61,6 +62,9 @@ static const struct cmd_def cmd_table[] = {
     {"config", -2, A | L | S, 0, 0, 0, cmd_config,
      "Reads or changes server configuration options.", "2.0.0", "server",
      "O(N) where N is the number of options", "GET pattern ...|SET name value ...|RESETSTAT"},
+    /* issue 6 (redis-tests helper): DEBUG LOG, a no-op for clients' test suites */
+    {"debug", -2, A | L | S, 0, 0, 0, cmd_debug, "A container for debugging commands.",
+     "1.0.0", "server", "Depends on subcommand.", "LOG message|HELP"},
     {"dbsize", 1, R | F, 0, 0, 0, cmd_dbsize, "Returns the number of keys.", "1.0.0", "server",
      "O(1)", ""},
     {"info", -1, L | S, 0, 0, 0, cmd_info, "Returns information and statistics about the server.",
@@ -117,7 +121,32 @@ static const struct cmd_def cmd_table[] = {
     {"unsubscribe", -1, L | S, 0, 0, 0, cmd_unsubscribe,
      "Stops listening to messages posted to channels.", "2.0.0", "pubsub",
      "O(N) where N is the number of channels", "[channel [channel ...]]"},
+    /* transactions (issue 6, cmd_multi.c): a transaction is one log entry */
+    {"discard", 1, L | S | F, 0, 0, 0, cmd_discard,
+     "Discards a transaction.", "2.0.0", "transactions",
+     "O(N) where N is the number of queued commands", ""},
+    {"exec", 1, L | S, 0, 0, 0, cmd_exec,
+     "Executes all commands in a transaction, atomically, as one log entry.", "1.2.0",
+     "transactions", "Depends on commands in the transaction", ""},
+    {"multi", 1, L | S | F, 0, 0, 0, cmd_multi, "Starts a transaction.", "1.2.0",
+     "transactions", "O(1)", ""},
+    {"unwatch", 1, L | S | F, 0, 0, 0, cmd_unwatch,
+     "Forgets about watched keys of a transaction.", "2.2.0", "transactions", "O(1)", ""},
+    {"watch", -2, L | S | F, 1, -1, 1, cmd_watch,
+     "Monitors changes to keys to determine the execution of a transaction.", "2.2.0",
+     "transactions", "O(1) for every key", "key [key ...]"},
     /* configuration keys */
+    {"cfg.audit", -2, R, 0, 0, 0, cmd_cfg_audit,
+     "Lists the audit records that touched a prefix, oldest first.", "0.1.0", "raftconf",
+     "O(N) where N is the number of audit records after SINCE",
+     "prefix [COUNT count] [SINCE revision] [ACTOR actor]"},
+    {"cfg.audit.verify", -1, A, 0, 0, 0, cmd_cfg_audit_verify,
+     "Recomputes the audit hash chain of a group and reports the first break.", "0.1.0",
+     "raftconf", "O(N) where N is the number of retained audit records", "[group]"},
+    {"cfg.watch", -4, 0, 0, 0, 0, cmd_cfg_watch,
+     "Returns every change under a prefix after a revision, in order; can block.", "0.1.0",
+     "raftconf", "O(N) where N is the number of audit records after FROM",
+     "prefix FROM revision [COUNT count] [BLOCK milliseconds]"},
     {"cfg.cluster", -2, A | L | S, 0, 0, 0, cmd_cfg_cluster,
      "Inspects or changes the cluster's membership and leadership.", "0.1.0", "raftconf",
      "O(N) where N is the number of members",
@@ -141,6 +170,31 @@ static const struct cmd_def cmd_table[] = {
     {"cfg.set", -3, W | DO, 1, 1, 1, cmd_cfg_set,
      "Sets a configuration key, optionally compare-and-set on its version.", "0.1.0",
      "raftconf", "O(1)", "key value [IFVERSION version]"},
+    /* governance (issue 5): schemas, snapshots, rollback (cmd_gov.c) */
+    {"cfg.schema.set", -3, W, 0, 0, 0, cmd_cfg_schema_set,
+     "Attaches a JSON Schema to a key pattern; writes of matching keys must conform.",
+     "0.1.0", "raftconf", "O(N) where N is the number of existing keys it governs",
+     "pattern schema [FORCE]"},
+    {"cfg.schema.get", 2, R | F, 0, 0, 0, cmd_cfg_schema_get,
+     "Returns the schema attached to exactly this pattern.", "0.1.0", "raftconf", "O(1)",
+     "pattern"},
+    {"cfg.schema.del", 2, W | F, 0, 0, 0, cmd_cfg_schema_del,
+     "Removes the schema of a pattern.", "0.1.0", "raftconf", "O(1)", "pattern"},
+    {"cfg.schema.list", -1, R, 0, 0, 0, cmd_cfg_schema_list,
+     "Lists the patterns that have a schema, optionally only those beginning with a prefix.",
+     "0.1.0", "raftconf", "O(N) where N is the number of schemas", "[prefix]"},
+    {"cfg.snapshot", -2, W | F, 0, 0, 0, cmd_cfg_snapshot,
+     "Pins the current revision of a prefix as a last-known-good snapshot; returns its id.",
+     "0.1.0", "raftconf", "O(1)", "prefix [LABEL label]"},
+    {"cfg.snapshots", -1, R, 0, 0, 0, cmd_cfg_snapshots,
+     "Lists the pinned snapshots whose prefix begins with a prefix.", "0.1.0", "raftconf",
+     "O(N) where N is the number of snapshots", "[prefix]"},
+    {"cfg.snapshot.del", 2, W | F, 0, 0, 0, cmd_cfg_snapshot_del,
+     "Deletes (unpins) a snapshot.", "0.1.0", "raftconf", "O(1)", "id"},
+    {"cfg.rollback", -2, W, 0, 0, 0, cmd_cfg_rollback,
+     "Restores every key under a prefix to a snapshot or revision, as one atomic entry.",
+     "0.1.0", "raftconf", "O(N) where N is the number of keys changed since the target",
+     "prefix [TO id|REV revision] [DRYRUN] [REASON text]"},
 };
 #define N_CMDS (sizeof cmd_table / sizeof cmd_table[0])
 

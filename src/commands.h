@@ -96,6 +96,7 @@ void cmd_config(struct client *, struct cslot *, int, char **, size_t *);
 void cmd_command(struct client *, struct cslot *, int, char **, size_t *);
 void cmd_dbsize(struct client *, struct cslot *, int, char **, size_t *);
 void cmd_time(struct client *, struct cslot *, int, char **, size_t *);
+void cmd_debug(struct client *, struct cslot *, int, char **, size_t *); /* cmd_info.c */
 
 void cmd_get(struct client *, struct cslot *, int, char **, size_t *);
 void cmd_set(struct client *, struct cslot *, int, char **, size_t *);
@@ -121,6 +122,18 @@ void cmd_psubscribe(struct client *, struct cslot *, int, char **, size_t *);
 void cmd_punsubscribe(struct client *, struct cslot *, int, char **, size_t *);
 void cmd_publish(struct client *, struct cslot *, int, char **, size_t *);
 void cmd_pubsub(struct client *, struct cslot *, int, char **, size_t *);
+
+/* cmd_audit.c (issue 5) */
+void cmd_cfg_audit(struct client *, struct cslot *, int, char **, size_t *);
+void cmd_cfg_audit_verify(struct client *, struct cslot *, int, char **, size_t *);
+void cmd_cfg_watch(struct client *, struct cslot *, int, char **, size_t *);
+
+/* cmd_multi.c (issue 6): transactions */
+void cmd_multi(struct client *, struct cslot *, int, char **, size_t *);
+void cmd_exec(struct client *, struct cslot *, int, char **, size_t *);
+void cmd_discard(struct client *, struct cslot *, int, char **, size_t *);
+void cmd_watch(struct client *, struct cslot *, int, char **, size_t *);
+void cmd_unwatch(struct client *, struct cslot *, int, char **, size_t *);
 
 void cmd_cfg_cluster(struct client *, struct cslot *, int, char **, size_t *);
 void cmd_cfg_health(struct client *, struct cslot *, int, char **, size_t *);

@@ -57,6 +57,11 @@ static const struct opt opts[] = {
     {"cluster-secret", T_STR, false, OFF(cluster_secret), 0, 0, ""},
     {"enable-flushall", T_BOOL, true, OFF(enable_flushall), 0, 0, "no"},
     {"history-max-versions", T_UINT, false, OFF(history_max_versions), 1, 1000000, "100"},
+    {"audit-max-records", T_UINT, false, OFF(audit_max_records), 1, 1000000000, "1000000"},
+    {"audit-file", T_STR, false, OFF(audit_file), 0, 0, ""},
+    {"notify-keyspace-events", T_STR, true, OFF(notify_keyspace_events), 0, 0, ""},
+    {"snapshots-max", T_UINT, false, OFF(snapshots_max), 1, 1000000, "1000"},
+    {"rollback-max-keys", T_UINT, false, OFF(rollback_max_keys), 1, 100000000, "100000"},
     {"daemonize", T_BOOL, false, OFF(daemonize), 0, 0, "no"},
     /* Redis compatibility, read-only: tools ask for these (redis-benchmark asks "save"
      * and "appendonly"). Every write is in a log fsync'd before the reply, which is what
@@ -170,6 +175,12 @@ static int set_opt(struct srv_config *c, const struct opt *o, const char *value,
         return 0;
     }
     case T_STR: {
+        if (o->off == OFF(notify_keyspace_events) &&
+            strspn(value, "KEg$lshzxetmdnA") != strlen(value)) {
+            snprintf(err, errlen, "invalid value '%s' for 'notify-keyspace-events' (Redis "
+                     "flag letters: K E g $ A ...)", value);
+            return -1;
+        }
         char *dup = strdup(value);
         if (!dup) {
             snprintf(err, errlen, "out of memory");
@@ -215,6 +226,8 @@ void config_free(struct srv_config *c)
     free(c->logfile);
     free(c->initial_cluster);
     free(c->cluster_secret);
+    free(c->audit_file);
+    free(c->notify_keyspace_events);
     memset(c, 0, sizeof *c);
 }
 

@@ -40,6 +40,13 @@ struct srv_config {
     bool enable_flushall;
     bool daemonize; /* only "no" is supported */
     uint64_t history_max_versions; /* versions kept per key (state machine, issue 5) */
+    /* audit and notifications (issue 5, src/audit_sink.c) */
+    uint64_t audit_max_records;   /* audit records kept per group */
+    char *audit_file;             /* JSON-lines audit sink; "" = off */
+    char *notify_keyspace_events; /* Redis flag letters (K E g $ A); "" = off */
+    /* schemas, snapshots, rollback (issue 5, src/ns/ns_snapshot.c, ns_rollback.c) */
+    uint64_t snapshots_max;     /* pinned snapshots per group */
+    uint64_t rollback_max_keys; /* keys one CFG.ROLLBACK may change */
 };
 
 /* Fill every option with its default. */

@@ -265,4 +265,17 @@ int node_snap_stage_chunk(struct node *n, uint32_t group, const void *data, size
 int node_snap_stage_end(struct node *n, uint32_t group);
 void node_snap_stage_abort(struct node *n, uint32_t group);
 
+
+/* ---------------------------------------------------------------- apply observer (issue 5)
+ *
+ * Called on this node after every successful ns_apply of a command entry of `group` (not
+ * for Raft no-ops, conf changes, undecodable entries or entries skipped as already
+ * applied, nor for data that arrived by snapshot install), inside node_run, after the
+ * entry's batch was written and before the write it answers completes. ns_last_audit(ns)
+ * then gives the entry's audit record when it changed something. Used for the audit file
+ * sink, CFG.WATCH wake-ups and keyspace notifications. The observer must not call
+ * node_close; NULL fn removes it. */
+typedef void (*node_apply_fn)(void *ud, uint32_t group, struct ns *ns, uint64_t index);
+void node_set_apply_observer(struct node *n, node_apply_fn fn, void *ud);
+
 #endif

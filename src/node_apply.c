@@ -86,6 +86,12 @@ void node_fold_conf(struct group *g, const struct raft_entry *e)
 
 /* ------------------------------------------------------------------ apply */
 
+void node_set_apply_observer(struct node *n, node_apply_fn fn, void *ud)
+{
+    n->apply_fn = fn;
+    n->apply_ud = ud;
+}
+
 /* Apply one committed application entry; complete the write it answers. */
 static int apply_command(struct node *n, struct group *g, const struct raft_entry *e)
 {
@@ -109,6 +115,8 @@ static int apply_command(struct node *n, struct group *g, const struct raft_entr
         ns_reply_clear(&out);
         return rc;
     }
+    if (n->apply_fn && out.type != 0) /* type 0: skipped as already applied */
+        n->apply_fn(n->apply_ud, g->id, g->ns, e->index);
     struct req *r = node_req_find(n, meta.request_id);
     bool match = r && r->kind == REQ_WRITE && r->group == g->id &&
                  ((r->state == RS_APPENDED && r->index == e->index && r->term == e->term) ||

@@ -124,6 +124,8 @@ struct node {
     struct node_snap_src *srcs; /* open snapshot sources (detached at close) */
     bool test_crash_install;    /* tests only: fail an install after copying the data,
                                    before the snapshot meta is written (a crash there) */
+    node_apply_fn apply_fn;     /* issue 5: observer of applied command entries */
+    void *apply_ud;
 };
 
 void node_set_error(struct node *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

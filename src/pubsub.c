@@ -358,7 +358,8 @@ bool pubsub_client_subscribed(const struct client *c) { return total(c->pubsub) 
 /* Redis's "container" commands name a subcommand as "name|sub" in this error. */
 static bool is_container(const char *name)
 {
-    static const char *const names[] = {"client", "config", "command", "pubsub"};
+    /* Redis's containers, and ours (DEBUG is one command in Redis: 'debug', not 'debug|log') */
+    static const char *const names[] = {"client", "config", "command", "pubsub", "cfg.cluster"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strcmp(name, names[i]) == 0)
             return true;

@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "audit_sink.h"
 #include "client.h"
 #include "log.h"
 #include "node.h"
@@ -371,6 +372,9 @@ static int open_node(struct server *s)
     nc.raft.heartbeat_ticks = (uint32_t)s->cfg.heartbeat_ticks;
     nc.ns.value_len_max = s->cfg.max_value_size;
     nc.ns.history_max_versions = s->cfg.history_max_versions;
+    nc.ns.audit_max_records = s->cfg.audit_max_records;
+    nc.ns.snapshots_max = s->cfg.snapshots_max;         /* governance (issue 5) */
+    nc.ns.rollback_keys_max = s->cfg.rollback_max_keys;
     nc.start_wall_ms = srv_now_ms();
     rc = node_open(s->pst, &nc, srv_mono_ms(), &s->node, &err);
     if (rc != RC_OK) {
@@ -406,7 +410,8 @@ int srv_init(struct server *s, const struct srv_config *cfg)
         LOG_WARNING("event_base_new failed");
         return -1;
     }
-    if (open_node(s) != 0 || open_listener(s) != 0 || peer_open(s) != 0)
+    if (open_node(s) != 0 || audit_svc_open(s) != 0 || open_listener(s) != 0 ||
+        peer_open(s) != 0)
         return -1;
     struct timeval tick = {.tv_sec = (long)(s->cfg.tick_ms / 1000),
                            .tv_usec = (long)(s->cfg.tick_ms % 1000) * 1000};
@@ -510,6 +515,7 @@ void srv_close(struct server *s)
     while (s->clients)
         client_free(s->clients);
     pubsub_free(s); /* after the clients: each one leaves its subscriptions */
+    audit_svc_close(s); /* issue 5: watch waiters, audit file sink */
     peer_close(s);
     if (s->listener)
         evconnlistener_free(s->listener);

@@ -89,6 +89,9 @@ struct server {
 
     /* issue 6: Pub/Sub registries (pubsub.c); NULL until the first subscription */
     struct pubsub *pubsub;
+
+    /* issue 5: audit file sink, CFG.WATCH waiters, keyspace notifications (audit_sink.c) */
+    struct audit_svc *audit;
 };
 
 /* Open the store and the node, bind the listener. Returns 0 or -1 (logged). */

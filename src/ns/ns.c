@@ -19,6 +19,9 @@ void ns_limits_default(struct ns_limits *l)
     l->key_len_max = 4096;
     l->value_len_max = 1024 * 1024;
     l->history_max_versions = 100;
+    l->audit_max_records = 1000000;
+    l->snapshots_max = 1000;         /* governance (issue 5) */
+    l->rollback_keys_max = 100000;
 }
 
 static int read_applied(struct ns *n, struct ns_applied *a)
@@ -74,6 +77,10 @@ int ns_open(struct pst_engine *e, uint32_t group, const struct ns_limits *lim, s
     }
     set_applied(n, &a);
     rc = ns_hist_load_group(n);
+    if (rc == RC_OK)
+        rc = ns_audit_load(n); /* audit chain state (issue 5) */
+    if (rc == RC_OK)
+        rc = ns_gov_load(n); /* schemas and snapshot pins (issue 5) */
     if (rc != RC_OK) {
         ns_close(n);
         return rc;
@@ -87,6 +94,8 @@ void ns_close(struct ns *n)
     if (!n)
         return;
     pst_batch_free(n->batch);
+    free(n->audit_last);
+    ns_gov_close(n);
     free(n);
 }
 
@@ -104,6 +113,10 @@ int ns_reload(struct ns *n)
         set_applied(n, &a);
     if (rc == RC_OK)
         rc = ns_hist_load_group(n);
+    if (rc == RC_OK)
+        rc = ns_audit_load(n);
+    if (rc == RC_OK)
+        rc = ns_gov_load(n);
     return rc;
 }
 

@@ -17,7 +17,8 @@
  *                  version u64, mtime_ms u64, actor (u8 length + bytes), value bytes
  *   'V' ...        history: the group record, per key a meta record and one version
  *                  record per retained revision (ns_record.c; docs/storage.md)
- * (audit, schemas and namespace snapshots get their own letters in the governance issue.)
+ *   'C' + pattern  schema of a key pattern; 'P' snapshot counter, 'P' + id u64 a pinned
+ *                  snapshot (ns_schema_store.c, ns_snapshot.c; audit gets its own letter)
  *
  * Revisions: the group revision advances by exactly 1 for every entry that changes at
  * least one key (MSET of many keys is one revision, like an etcd transaction); entries
@@ -42,6 +43,13 @@ struct ns_limits {
      * 0 behaves as 1 (only the newest version). Every replica must use the same value:
      * pruning is decided at apply time. */
     uint64_t history_max_versions;
+    /* Audit records kept per group (the newest); default 1,000,000, 0 behaves as 1. Every
+     * replica must use the same value: pruning is decided at apply time. (audit, issue 5) */
+    uint64_t audit_max_records;
+    /* Governance (schemas, snapshots, rollback; issue 5). 0 behaves as the default. Same
+     * on every replica (decided at apply time). */
+    uint64_t snapshots_max;     /* pinned snapshots per group; default 1000 */
+    uint64_t rollback_keys_max; /* keys one CFG.ROLLBACK may change; default 100000 */
 };
 void ns_limits_default(struct ns_limits *l);
 
@@ -225,7 +233,140 @@ uint64_t ns_compact_revision(const struct ns *n);
 
 /* Pruning hook for pinned snapshots: 0 when nothing is pinned, else the oldest pinned
  * revision P. A version is pruned only if every read at a revision >= P can do without
- * it (the next version's revision <= P). Always 0 until pinned snapshots exist. */
+ * it (the next version's revision <= P). Pins apply group-wide (ns_snapshot.c). */
 uint64_t ns_history_pin_rev(const struct ns *n);
+
+/* ---------------------------------------------------------------- governance (issue 5)
+ *
+ * Schemas ('C' records, ns_schema_store.c), pinned snapshots ('P', ns_snapshot.c) and
+ * rollback (ns_rollback.c); the commands are applied through ns_apply:
+ *   CFG.SCHEMA.SET pattern schema [FORCE]  -> +OK | -ERR bad pattern/schema | -SCHEMA keys
+ *   CFG.SCHEMA.DEL pattern                 -> :1 / :0
+ *   CFG.SNAPSHOT prefix [LABEL label]      -> :id
+ *   CFG.SNAPSHOT.DEL id                    -> :1 / :0
+ *   CFG.ROLLBACK prefix [TO id|REV r] [DRYRUN] [REASON text] -> array of changes
+ * Semantics and replies: docs/governance.md. Writes (SET, MSET, CFG.SET) of a key that a
+ * schema's pattern matches are checked against the most specific one at apply time.
+ */
+
+/* Pattern syntax check (docs/governance.md "Patterns"): RC_OK, or RC_BADARG with a
+ * one-line reason in err (NUL-terminated, truncated to err_cap). */
+int ns_pattern_check(const void *pat, size_t plen, char *err, size_t err_cap);
+/* Does pattern pat match key? (false for a malformed pattern) */
+bool ns_pattern_match(const void *pat, size_t plen, const void *key, size_t klen);
+
+/* The schema text set for exactly this pattern: RC_OK (*text malloc'd, NUL-terminated,
+ * caller frees), RC_NOTFOUND, RC_IO/RC_CORRUPT/RC_NOMEM. */
+int ns_schema_get(struct ns *n, const void *pat, size_t plen, char **text, size_t *len);
+/* Visit the patterns beginning with prefix (NULL/0: all) in byte order; fn returns false
+ * to stop. pat/text borrowed for the call. RC_OK/RC_IO/RC_CORRUPT/RC_NOMEM. */
+typedef bool (*ns_schema_fn)(void *ud, const char *pat, size_t plen, const char *text,
+                             size_t tlen);
+int ns_schema_list(struct ns *n, const void *prefix, size_t plen, ns_schema_fn fn, void *ud);
+/* The pattern of the schema that applies to key now (most specific match): RC_OK (*pat
+ * malloc'd, caller frees), RC_NOTFOUND (no schema applies), RC_NOMEM. */
+int ns_schema_for_key(struct ns *n, const void *key, size_t klen, char **pat, size_t *plen);
+
+/* One pinned snapshot, borrowed for the callback only. */
+struct ns_snapshot {
+    uint64_t id;       /* per group, increasing, never reused */
+    uint64_t revision; /* the pinned revision */
+    uint64_t time_ms;  /* proposer's time of the CFG.SNAPSHOT entry */
+    const char *prefix, *label, *actor;
+    size_t prefix_len, label_len, actor_len;
+};
+/* Visit the snapshots whose prefix begins with prefix (NULL/0: all), by id.
+ * RC_OK/RC_IO/RC_CORRUPT/RC_NOMEM. */
+typedef bool (*ns_snapshot_fn)(void *ud, const struct ns_snapshot *s);
+int ns_snapshots(struct ns *n, const void *prefix, size_t plen, ns_snapshot_fn fn, void *ud);
+uint64_t ns_snapshot_count(const struct ns *n);
+
+/* ---------------------------------------------------------------- audit (issue 5)
+ *
+ * Every entry that changes the group (its revision advances) writes ONE audit record at
+ * that revision, in the entry's batch: who (actor, client), when (the entry's time, index,
+ * term), what (op, subject, detail) and every key change with its old and new value. The
+ * records of a group form a hash chain: each carries the XXH3-64 of the previous record and
+ * its own hash over prev_hash + contents. The newest audit_max_records are kept (the oldest
+ * are pruned at apply time, at most NS_AUDIT_PRUNE_MAX per entry); the hash of the last
+ * pruned record is kept so the chain can still be checked from the oldest retained one.
+ * Layout: ns_audit.c and docs/storage.md "Audit records".
+ */
+
+/* One key change of a record (borrowed from the record). */
+struct ns_audit_change {
+    const char *key;
+    size_t klen;
+    bool had_old;        /* the key existed before the entry: old/old_len is its value */
+    const char *old;
+    size_t old_len;
+    bool present;        /* the key exists after the entry (a set): val/vlen, version */
+    const char *val;
+    size_t vlen;
+    uint64_t version;    /* the key's version after the entry; 0 for a deletion */
+};
+
+/* A decoded audit record; the strings point into the record bytes (not NUL-terminated),
+ * valid as long as the bytes given to the decoder / the callback's call. */
+struct ns_audit_rec {
+    uint64_t revision, index, term, time_ms;
+    uint64_t prev_hash, hash;
+    const char *actor, *client, *op, *subject, *detail; /* subject/detail NULL: none */
+    size_t actor_len, client_len, op_len, subject_len, detail_len;
+    uint32_t nchanges;
+    const uint8_t *changes; /* encoded change list: walk it with ns_audit_change_next */
+    size_t changes_len;
+};
+
+/* The change at *off of r (start with *off = 0): true and *c filled, false at the end. */
+bool ns_audit_change_next(const struct ns_audit_rec *r, size_t *off, struct ns_audit_change *c);
+
+/* The audit record written by the last ns_apply on n: RC_OK (*out borrowed until the next
+ * ns_apply / ns_apply_empty / ns_reload / ns_close), RC_NOTFOUND when that entry changed
+ * nothing. For observers of applied entries (watch wake-ups, keyspace notifications, the
+ * audit file sink). */
+int ns_last_audit(const struct ns *n, struct ns_audit_rec *out);
+
+/* Oldest retained audit record's revision (ns_revision + 1 when none is retained). */
+uint64_t ns_audit_oldest(const struct ns *n);
+
+/* Visit the records with revision >= from_rev in revision order; fn returns false to stop
+ * (the record given to fn is borrowed for that call). RC_OK, RC_COMPACTED when from_rev is
+ * below the oldest retained record (*oldest_out set; nothing visited), RC_IO / RC_CORRUPT
+ * (a record that does not decode or whose revision disagrees with its key) / RC_NOMEM. */
+typedef bool (*ns_audit_fn)(void *ud, const struct ns_audit_rec *r);
+int ns_audit_scan(struct ns *n, uint64_t from_rev, ns_audit_fn fn, void *ud,
+                  uint64_t *oldest_out);
+
+/* Recompute the chain from the oldest retained record to the newest. */
+struct ns_audit_verify {
+    bool ok;
+    uint64_t records;     /* records checked */
+    uint64_t first_break; /* revision of the first bad record (0 when ok) */
+    char reason[128];     /* why, when !ok */
+};
+/* RC_OK with *v filled (a broken chain is RC_OK with v->ok false), RC_IO / RC_NOMEM. */
+int ns_audit_verify(struct ns *n, struct ns_audit_verify *v);
+
+/* ---------------------------------------------------------------- transactions (issue 6)
+ *
+ * MULTI/EXEC is one entry whose argv is (every number in decimal; ns_exec.c):
+ *   "EXEC" "1" W  key_1 rev_1 ... key_W rev_W  C  n_1 arg ... arg  ...  n_C arg ... arg
+ * "1" is the format; W watched keys, each with the group revision seen at WATCH; C
+ * commands, each as its argument count n (>= 1) and its n arguments (name first). If a
+ * watched key has a version with revision > its rev (set or deleted since), the reply is
+ * NS_R_NULL (a null array for the client) and nothing changes. Otherwise the commands run
+ * in order inside the entry (each sees the changes of those before it; all changes share
+ * one revision; a key's version advances once) and the reply is the array of their
+ * replies; a command that fails is an error element and the others still apply. Besides
+ * the write commands of ns_apply, a transaction may read, as of its point in the
+ * transaction: GET key, MGET key [key ...], EXISTS key [key ...], STRLEN key, TYPE key,
+ * DBSIZE, CFG.GET key [REV r], PING [message], ECHO message. A malformed EXEC entry is an
+ * error reply and changes nothing.
+ */
+#define NS_EXEC_CMDS_MAX 10000u              /* commands per transaction */
+#define NS_EXEC_WATCH_MAX 1000u              /* watched keys per transaction */
+#define NS_EXEC_ARGS_MAX 60000u              /* the whole EXEC argv (entry limit: 65536) */
+#define NS_EXEC_BYTES_MAX (3u * 1024 * 1024) /* argument bytes + 4 per argument */
 
 #endif

@@ -135,6 +135,8 @@ static int cmd_set(struct ns_txn *t, int argc, char **argv, size_t *argvlen,
         return rc;
     bool exists = rc == RC_OK;
     bool met = !(o.nx && exists) && !(o.xx && !exists);
+    if (met && (rc = ns_schema_check(t, argv[1], argvlen[1], argv[2], argvlen[2], out)))
+        return rc; /* the value fails its schema (issue 5) */
     /* GET answers the value before this SET: reply before staging (old is then reused). */
     rc = RC_OK;
     if (o.get && exists)
@@ -212,6 +214,9 @@ static int cmd_mset(struct ns_txn *t, int argc, char **argv, size_t *argvlen, st
     int *pos = NULL;
     size_t npos = 0;
     int rc = unique_keys(argc, argv, argvlen, 1, 2, &pos, &npos);
+    for (size_t i = 0; rc == RC_OK && i < npos; i++) /* schemas (issue 5): all or nothing */
+        rc = ns_schema_check(t, argv[pos[i]], argvlen[pos[i]], argv[pos[i] + 1],
+                             argvlen[pos[i] + 1], out);
     for (size_t i = 0; rc == RC_OK && i < npos; i++) {
         int k = pos[i];
         rc = ns_txn_put(t, argv[k], argvlen[k], argv[k + 1], argvlen[k + 1], NULL);
@@ -345,6 +350,8 @@ static int cmd_cfg_set(struct ns_txn *t, int argc, char **argv, size_t *argvlen,
         return argc < 3 ? err_arity(out, "cfg.set") : err(out, RC_BADARG, "syntax error");
     bool exists = false;
     int rc = cas_front(t, argc, argv, argvlen, 3, &argvlen[2], &exists, out);
+    if (rc == RC_OK) /* the value must pass its schema (issue 5) */
+        rc = ns_schema_check(t, argv[1], argvlen[1], argv[2], argvlen[2], out);
     if (rc != RC_OK)
         return rc;
     uint64_t version = 0;
@@ -381,6 +388,11 @@ static const struct {
     {"SET", cmd_set},         {"DEL", cmd_del},         {"UNLINK", cmd_del},
     {"MSET", cmd_mset},       {"CFG.SET", cmd_cfg_set}, {"CFG.DEL", cmd_cfg_del},
     {"FLUSHALL", cmd_flushall}, {"FLUSHDB", cmd_flushall}, {"NOOP", cmd_noop},
+    /* governance (issue 5): ns_schema_store.c, ns_snapshot.c, ns_rollback.c */
+    {"CFG.SCHEMA.SET", ns_cmd_schema_set}, {"CFG.SCHEMA.DEL", ns_cmd_schema_del},
+    {"CFG.SNAPSHOT", ns_cmd_snapshot},     {"CFG.SNAPSHOT.DEL", ns_cmd_snapshot_del},
+    {"CFG.ROLLBACK", ns_cmd_rollback},
+    {"EXEC", ns_exec_apply}, /* MULTI/EXEC (issue 6): ns_exec.c */
 };
 
 int ns_apply_dispatch(struct ns_txn *t, int argc, char **argv, size_t *argvlen,
@@ -413,6 +425,7 @@ int ns_apply(struct ns *n, const struct ns_meta *m, int argc, char **argv, size_
     NS_ASSERT(out->elem == NULL);
     NS_ASSERT(pst_batch_count(n->batch) == 0);
     memset(out, 0, sizeof(*out));
+    ns_audit_committed(n, NULL, 0); /* forget the previous entry's record (ns_last_audit) */
     if (m->index <= n->applied_index)
         return RC_OK; /* already applied: idempotent replay */
     int rc = check_entry(n, m->index, m->term);
@@ -429,6 +442,10 @@ int ns_apply(struct ns *n, const struct ns_meta *m, int argc, char **argv, size_
     }
     /* Entry-level effects of a changing entry are staged here, after the command (the
      * audit record of the governance layer goes here). */
+    uint8_t *audit_rec = NULL; /* audit (issue 5): one record per changing entry */
+    size_t audit_len = 0;
+    if (rc == RC_OK && t.changed)
+        rc = ns_audit_stage(&t, argc, argv, argvlen, &audit_rec, &audit_len);
     bool hist_group = false;
     if (rc == RC_OK && pst_batch_count(n->batch) > 0 &&
         (!n->hist_rec_present || t.compact_rev != n->compact_rev)) {
@@ -444,6 +461,12 @@ int ns_apply(struct ns *n, const struct ns_meta *m, int argc, char **argv, size_
         n->compact_rev = t.compact_rev;
         n->hist_rec_present = true;
     }
+    if (rc == RC_OK)
+        ns_audit_committed(n, audit_rec, audit_len); /* takes audit_rec */
+    else
+        free(audit_rec);
+    /* Schemas and snapshot pins follow the store only once the batch is written. */
+    ns_gov_commit(n, &t, rc == RC_OK && t.changed);
     ns_txn_free(&t);
     if (rc != RC_OK) {
         pst_batch_clear(n->batch);
@@ -456,6 +479,7 @@ int ns_apply_empty(struct ns *n, uint64_t index, uint64_t term)
 {
     NS_ASSERT(n != NULL);
     NS_ASSERT(pst_batch_count(n->batch) == 0);
+    ns_audit_committed(n, NULL, 0); /* this entry wrote no audit record */
     if (index <= n->applied_index)
         return RC_OK;
     int rc = check_entry(n, index, term);

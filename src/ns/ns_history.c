@@ -30,8 +30,9 @@ uint64_t ns_compact_revision(const struct ns *n) { return n->compact_rev; }
 
 uint64_t ns_history_pin_rev(const struct ns *n)
 {
-    (void)n;
-    return 0; /* pinned snapshots (governance issue) will answer their oldest pin here */
+    /* The oldest revision any pinned snapshot of the group needs (ns_snapshot.c keeps it
+     * equal to the 'P' records); pins apply group-wide, whatever their prefix. */
+    return n->snap_count ? n->snap_pin_rev : 0;
 }
 
 int ns_hist_load_group(struct ns *n)

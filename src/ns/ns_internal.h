@@ -53,6 +53,14 @@
  * history-max-versions catches up over later writes of the key). */
 #define NS_HIST_PRUNE_MAX 64u
 
+/* Audit records ('U', ns_audit.c has the byte tables). */
+#define NS_LETTER_AUDIT 'U'
+#define NS_AUDIT_FORMAT 1u
+#define NS_AUDIT_META_LEN 17u
+/* At most this many audit records are pruned by one entry (a lowered audit-max-records
+ * catches up over later entries). */
+#define NS_AUDIT_PRUNE_MAX 64u
+
 struct ns {
     struct pst_engine *e;
     uint32_t group;
@@ -67,6 +75,27 @@ struct ns {
      * existed has no such record: compact_rev starts at the revision it was opened at. */
     uint64_t compact_rev;
     bool hist_rec_present;
+    /* Audit (ns_audit.c, issue 5): the chain's state, equal to the 'U' records after every
+     * apply. audit_oldest: oldest retained record (revision + 1 when none); audit_hash: hash
+     * of the newest record (0 before the first); audit_prune_hash: hash of the last pruned
+     * record (0 when none was); audit_meta_present: the 'U' group meta record exists.
+     * audit_last/audit_last_len: the record the last ns_apply wrote (NULL if none). */
+    uint64_t audit_oldest;
+    uint64_t audit_hash;
+    uint64_t audit_prune_hash;
+    bool audit_meta_present;
+    uint8_t *audit_last;
+    size_t audit_last_len;
+    uint64_t audit_next_oldest;     /* staged by ns_audit_stage, applied when committed */
+    uint64_t audit_next_prune_hash;
+    /* Governance (ns_schema_store.c, ns_snapshot.c; issue 5). gov: the group's 'C'
+     * records compiled and its pinned revisions (ns_gov.h); snap_*: summary of its 'P'
+     * records (count, oldest pinned revision, next id). Always equal to the store: loaded
+     * at open/reload, changed only by ns_gov_commit after the batch was written. */
+    struct ns_gov_state *gov;
+    uint64_t snap_count;
+    uint64_t snap_pin_rev;
+    uint64_t snap_next_id;
 };
 
 /* The applied state of a group ('A' record). */
@@ -125,6 +154,11 @@ struct ns_txn {
     size_t subject_len;
     const char *detail;
     size_t detail_len;
+    /* Governance (issue 5): schema and snapshot changes staged by this entry, applied to
+     * struct ns by ns_gov_commit once the batch was written, dropped otherwise. NULL: none.
+     * detail_buf: an owned buffer detail may point into (freed by ns_gov_commit). */
+    struct ns_gov_txn *gov;
+    char *detail_buf;
 };
 
 /* Handler status besides RC_*: an error reply was built and nothing was staged. */
@@ -136,6 +170,10 @@ struct ns_txn {
  * store failure. */
 int ns_apply_dispatch(struct ns_txn *t, int argc, char **argv, size_t *argvlen,
                       struct ns_reply *out);
+/* The EXEC command (ns_exec.c, format in ns.h): watches, then each command through
+ * ns_apply_dispatch or a transaction read. Same returns as ns_apply_dispatch. */
+int ns_exec_apply(struct ns_txn *t, int argc, char **argv, size_t *argvlen,
+                  struct ns_reply *out);
 
 /* The key's record as the entry sees it: RC_OK (*rec borrowed until ns_txn_free),
  * RC_NOTFOUND, RC_IO/RC_CORRUPT/RC_NOMEM. */
@@ -218,6 +256,56 @@ int ns_hist_restage(struct ns *n, const void *key, size_t klen, const struct ns_
                     bool tombstone);
 /* Stage the group history record with compact_rev. */
 void ns_hist_stage_group(struct ns *n, uint64_t compact_rev);
+
+/* ------------------------------------------------------------------ ns_audit.c */
+
+/* Load the chain state of n's group (open, reload). RC_OK/RC_IO/RC_CORRUPT/RC_NOMEM. */
+int ns_audit_load(struct ns *n);
+/* Stage the audit record of changing entry t (and the pruning of old records) in n's
+ * batch; *rec and *rec_len get the encoded record (malloc'd; the caller hands it to
+ * ns_audit_committed or frees it). RC_OK/RC_NOMEM/RC_IO/RC_CORRUPT. */
+int ns_audit_stage(struct ns_txn *t, int argc, char **argv, size_t *argvlen, uint8_t **rec,
+                   size_t *rec_len);
+/* The batch holding rec was written: make it the chain's head (takes rec; NULL: the entry
+ * changed nothing). */
+void ns_audit_committed(struct ns *n, uint8_t *rec, size_t rec_len);
+
+/* ------------------------------------------------------------------ governance */
+
+/* Record letters (docs/storage.md): 'C' + pattern = schema, 'P' = snapshot counter,
+ * 'P' + id u64 BE = one pinned snapshot. */
+#define NS_LETTER_SCHEMA 'C'
+#define NS_LETTER_SNAPSHOT 'P'
+#define NS_SCHEMAS_MAX 1000u        /* schemas per group */
+#define NS_PATTERN_LEN_MAX 1024u    /* bytes of a schema pattern */
+#define NS_SNAP_LABEL_MAX 1024u     /* bytes of a snapshot label */
+#define NS_ROLLBACK_REASON_MAX 1024u
+#define NS_GOV_REPORT_KEYS 10u      /* failing keys named in a refusal */
+
+/* ns_schema_store.c: load the compiled schemas and the snapshot summary (open, reload);
+ * free them (close). RC_OK/RC_IO/RC_CORRUPT/RC_NOMEM. */
+int ns_gov_load(struct ns *n);
+void ns_gov_close(struct ns *n);
+/* After ns_apply wrote (committed = true) or dropped the entry's batch: apply t->gov to
+ * struct ns or discard it; frees t->gov and t->detail_buf. */
+void ns_gov_commit(struct ns *n, struct ns_txn *t, bool committed);
+/* The schema check of a write of key = val inside t (the most specific schema, as the
+ * entry sees it): RC_OK (no schema, or the value conforms), NS_REPLIED (-SCHEMA error
+ * reply in out), RC_NOMEM. */
+int ns_schema_check(struct ns_txn *t, const void *key, size_t klen, const void *val,
+                    size_t vlen, struct ns_reply *out);
+
+/* State machine commands (ns_apply.c's dispatch table; same contract as its handlers). */
+int ns_cmd_schema_set(struct ns_txn *t, int argc, char **argv, size_t *argvlen,
+                      struct ns_reply *out);
+int ns_cmd_schema_del(struct ns_txn *t, int argc, char **argv, size_t *argvlen,
+                      struct ns_reply *out);
+int ns_cmd_snapshot(struct ns_txn *t, int argc, char **argv, size_t *argvlen,
+                    struct ns_reply *out);
+int ns_cmd_snapshot_del(struct ns_txn *t, int argc, char **argv, size_t *argvlen,
+                        struct ns_reply *out);
+int ns_cmd_rollback(struct ns_txn *t, int argc, char **argv, size_t *argvlen,
+                    struct ns_reply *out);
 
 /* ------------------------------------------------------------------ ns_reply.c */
 
