@@ -22,6 +22,9 @@
  *     entry has no gathered write;
  *   - dirty entries are never evicted; they are written (and become clean) by flush, and
  *     flush runs before every synced write, iterator, snapshot, size estimate and compaction;
+ *   - only rows that were read stay cached once clean: a row only ever written (history
+ *     versions, audit records, the applied record, the Raft log) is dropped by the flush
+ *     that writes it, and a synced write updates rows already cached but adds none;
  *   - a failed inner write leaves no clean entry for a key the batch names (dropped);
  *   - reads through a snapshot and iterators bypass the cache;
  *   - memory is bounded: at most max_bytes of keys, values and entry overhead; a value
@@ -43,7 +46,8 @@ struct centry {
     struct centry *dnext; /* dirty list */
     size_t klen, vlen;
     bool absent;
-    bool ref;
+    bool ref;   /* CLOCK: read since the hand last passed */
+    bool read;  /* read at least once: kept after a flush (write-only rows are dropped) */
     bool dirty;
     char *key;
     char *val; /* NULL when absent */
@@ -131,7 +135,6 @@ static int dirty_set(struct cache_engine *ce, struct centry *c, bool absent, con
     c->val = nv;
     c->vlen = absent ? 0 : vlen;
     c->absent = absent;
-    c->ref = true;
     ce->bytes += entry_bytes(c);
     if (!c->dirty) {
         c->dirty = true;
@@ -141,24 +144,25 @@ static int dirty_set(struct cache_engine *ce, struct centry *c, bool absent, con
     return RC_OK;
 }
 
-/* Remember k = v/vlen, or k absent, as clean. Allocation failure or a large value: just
- * not cached. */
-static void cache_put(struct cache_engine *ce, const void *k, size_t klen, bool absent,
-                      const void *v, size_t vlen)
+/* A new entry for k = v/vlen (or absent), not yet in the table. NULL when it cannot be
+ * cached (no memory, or too large). */
+static struct centry *entry_new(struct cache_engine *ce, const void *k, size_t klen,
+                                bool absent, const void *v, size_t vlen)
 {
-    cache_drop(ce, k, klen);
     if (!absent && vlen > PST_CACHE_VALUE_MAX)
-        return;
+        return NULL;
+    if (klen + (absent ? 0 : vlen) + PST_CACHE_ENTRY_OVERHEAD > ce->max_bytes / 4)
+        return NULL;
     struct centry *c = calloc(1, sizeof(*c));
     if (!c)
-        return;
+        return NULL;
     c->key = malloc(klen ? klen : 1);
     c->val = absent ? NULL : malloc(vlen ? vlen : 1);
     if (!c->key || (!absent && !c->val)) {
         free(c->key);
         free(c->val);
         free(c);
-        return;
+        return NULL;
     }
     if (klen)
         memcpy(c->key, k, klen);
@@ -167,17 +171,48 @@ static void cache_put(struct cache_engine *ce, const void *k, size_t klen, bool 
     c->klen = klen;
     c->vlen = absent ? 0 : vlen;
     c->absent = absent;
-    if (entry_bytes(c) > ce->max_bytes / 4) {
-        free(c->key);
-        free(c->val);
-        free(c);
-        return;
-    }
+    return c;
+}
+
+/* Put c (whose key is not in the table) in, making room first. */
+static void entry_insert(struct cache_engine *ce, struct centry *c)
+{
     evict(ce, entry_bytes(c));
-    struct centry **pp = find_slot(ce, k, klen);
+    struct centry **pp = find_slot(ce, c->key, c->klen); /* evict may have changed chains */
     c->next = *pp;
     *pp = c;
     ce->bytes += entry_bytes(c);
+}
+
+/* Remember what a read of the inner engine answered: k = v/vlen, or absent. */
+static void cache_put_read(struct cache_engine *ce, const void *k, size_t klen, bool absent,
+                           const void *v, size_t vlen)
+{
+    cache_drop(ce, k, klen);
+    struct centry *c = entry_new(ce, k, klen, absent, v, vlen);
+    if (!c)
+        return;
+    c->ref = c->read = true;
+    entry_insert(ce, c);
+}
+
+/* After a write that reached the inner engine: a cached row of k takes the new state (a
+ * row never read is not added: the log and history rows are written, not read). */
+static void cache_update_written(struct cache_engine *ce, const void *k, size_t klen,
+                                 bool absent, const void *v, size_t vlen)
+{
+    struct centry **pp = find_slot(ce, k, klen);
+    if (!*pp)
+        return;
+    PST_ASSERT(!(*pp)->dirty);
+    bool ref = (*pp)->ref, read = (*pp)->read;
+    entry_free(ce, pp);
+    struct centry *c = entry_new(ce, k, klen, absent, v, vlen);
+    if (!c)
+        return;
+    c->ref = ref;
+    c->read = read;
+    entry_insert(ce, c);
 }
 
 /* Write every dirty entry's state to the inner engine in one unsynced batch; they become
@@ -205,6 +240,8 @@ static int flush(struct cache_engine *ce)
         ce->dirty = c->dnext;
         c->dnext = NULL;
         c->dirty = false;
+        if (!c->read) /* a row only written (history, audit, applied record): drop it */
+            entry_free(ce, find_slot(ce, c->key, c->klen));
     }
     ce->dirty_bytes = 0;
     return RC_OK;
@@ -227,8 +264,9 @@ static int gather(struct cache_engine *ce, const struct pst_batch *b)
         const char *k = pst_op_key(b, op);
         struct centry *c = *find_slot(ce, k, op->klen);
         if (!c) {
-            cache_put(ce, k, op->klen, true, NULL, 0); /* a placeholder made dirty below */
-            c = *find_slot(ce, k, op->klen);
+            c = entry_new(ce, k, op->klen, true, NULL, 0); /* made dirty below */
+            if (c)
+                entry_insert(ce, c);
         }
         bool put = op->kind == PST_OP_PUT;
         if (!c || dirty_set(ce, c, !put, pst_op_value(b, op), op->vlen) != RC_OK) {
@@ -285,7 +323,7 @@ static int c_get(struct pst_engine *e, const struct pst_snap *snap, const void *
         return ce->inner->ops->get(ce->inner, snap, key, klen, val, vlen);
     struct centry *c = *find_slot(ce, key, klen);
     if (c) {
-        c->ref = true;
+        c->ref = c->read = true;
         if (c->absent)
             return RC_NOTFOUND;
         *val = pst_dup_nul(c->val, c->vlen);
@@ -296,9 +334,9 @@ static int c_get(struct pst_engine *e, const struct pst_snap *snap, const void *
     }
     int rc = ce->inner->ops->get(ce->inner, NULL, key, klen, val, vlen);
     if (rc == RC_OK)
-        cache_put(ce, key, klen, false, *val, *vlen);
+        cache_put_read(ce, key, klen, false, *val, *vlen);
     else if (rc == RC_NOTFOUND)
-        cache_put(ce, key, klen, true, NULL, 0);
+        cache_put_read(ce, key, klen, true, NULL, 0);
     return rc;
 }
 
@@ -320,7 +358,8 @@ static int c_write(struct pst_engine *e, const struct pst_batch *b, bool sync)
         if (rc != RC_OK)
             cache_drop(ce, k, op->klen);
         else
-            cache_put(ce, k, op->klen, op->kind != PST_OP_PUT, pst_op_value(b, op), op->vlen);
+            cache_update_written(ce, k, op->klen, op->kind != PST_OP_PUT, pst_op_value(b, op),
+                                 op->vlen);
     }
     return rc;
 }
