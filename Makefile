@@ -63,11 +63,19 @@ PROXY := $(BUILD)/tcpproxy
 SIM_SRC := $(wildcard tests/fault/sim/*.c)
 SIM_OBJ := $(call obj,$(SIM_SRC))
 SIM := $(BUILD)/raftsim
+# The nemesis suite's checker and workload (tests/fault/lincheck*.c, workload*.c); the
+# checker's own criterion suite goes under $(BUILD)/tests/ so run-tests.sh runs it.
+LINCHECK_OBJ := $(call obj,$(filter-out tests/fault/lincheck_main.c,\
+                  $(wildcard tests/fault/lincheck*.c)))
+WORKLOAD_OBJ := $(call obj,$(wildcard tests/fault/workload*.c))
+LINCHECK := $(BUILD)/lincheck
+WORKLOAD := $(BUILD)/nemesis-workload
+LINCHECK_TEST := $(BUILD)/tests/test_lincheck
 
 .PHONY: all test test-fast test-asan sim fuzz clean check-purity
 
 all: $(SERVER) bin/raftconf-server $(UNIT_BIN) $(ITEST_BIN) $(if $(SIM_SRC),$(SIM)) \
-     $(CTEST_BIN) $(PROXY)
+     $(CTEST_BIN) $(PROXY) $(LINCHECK) $(WORKLOAD) $(LINCHECK_TEST)
 
 bin/raftconf-server: $(SERVER)
 	@mkdir -p bin
@@ -106,6 +114,18 @@ $(BUILD)/ctests/%: $(BUILD)/tests/cluster/%.o $(CTEST_HELPER_OBJ) $(ITEST_HELPER
 $(PROXY): $(BUILD)/tests/fault/tcpproxy.o
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^
+
+$(LINCHECK): $(BUILD)/tests/fault/lincheck_main.o $(LINCHECK_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -ljansson
+
+$(WORKLOAD): $(WORKLOAD_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -lhiredis -ljansson -lpthread
+
+$(LINCHECK_TEST): $(BUILD)/tests/fault/test_lincheck.o $(LINCHECK_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -ljansson -lcriterion
 
 $(SIM): $(SIM_OBJ) $(RAFT_OBJ) $(filter $(BUILD)/src/raft_wire.o,$(SVC_OBJ))
 	@mkdir -p $(dir $@)
