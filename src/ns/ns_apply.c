@@ -66,24 +66,6 @@ static int check_value(const struct ns *n, size_t vlen, struct ns_reply *out)
     return RC_OK;
 }
 
-/* Strict unsigned decimal (1..20 digits, no sign, no spaces), as IFVERSION takes. */
-static bool parse_u64(const char *s, size_t len, uint64_t *v)
-{
-    if (len == 0 || len > 20)
-        return false;
-    uint64_t x = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-        uint64_t d = (uint64_t)(s[i] - '0');
-        if (x > (UINT64_MAX - d) / 10)
-            return false;
-        x = x * 10 + d;
-    }
-    *v = x;
-    return true;
-}
-
 /* ------------------------------------------------------------------ SET */
 
 struct set_opts {
@@ -302,7 +284,7 @@ static int parse_ifversion(int argc, char **argv, size_t *argvlen, int first, bo
         return RC_OK;
     if (argc != first + 2 || !arg_is(argv[first], argvlen[first], "IFVERSION"))
         return err(out, RC_BADARG, "syntax error");
-    if (!parse_u64(argv[first + 1], argvlen[first + 1], want))
+    if (!ns_parse_u64(argv[first + 1], argvlen[first + 1], want))
         return err(out, RC_BADARG, "value is not an integer or out of range");
     *has = true;
     return RC_OK;

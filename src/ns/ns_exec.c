@@ -44,24 +44,6 @@ static bool name_is(const char *a, size_t alen, const char *word)
     return alen == wlen && strncasecmp(a, word, wlen) == 0;
 }
 
-/* Strict unsigned decimal, 1..20 digits. */
-static bool parse_u64(const char *s, size_t len, uint64_t *v)
-{
-    if (len == 0 || len > 20)
-        return false;
-    uint64_t x = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-        uint64_t d = (uint64_t)(s[i] - '0');
-        if (x > (UINT64_MAX - d) / 10)
-            return false;
-        x = x * 10 + d;
-    }
-    *v = x;
-    return true;
-}
-
 static int reply_err(struct ns_reply *out, int rc, const char *msg)
 {
     return ns_reply_set_error(out, rc, "%s", msg) == RC_OK ? NS_REPLIED : RC_NOMEM;
@@ -91,21 +73,21 @@ static bool exec_decode(int argc, char **argv, size_t *argvlen, struct exec_layo
         return false;
     if (!name_is(argv[1], argvlen[1], EXEC_FORMAT))
         return false;
-    if (!parse_u64(argv[2], argvlen[2], &l->nwatch) || l->nwatch > NS_EXEC_WATCH_MAX)
+    if (!ns_parse_u64(argv[2], argvlen[2], &l->nwatch) || l->nwatch > NS_EXEC_WATCH_MAX)
         return false;
     l->watch_at = 3;
     uint64_t at = 3 + 2 * l->nwatch;
     if (at >= (uint64_t)argc)
         return false;
     for (uint64_t i = 0; i < l->nwatch; i++)
-        if (!parse_u64(argv[4 + 2 * i], argvlen[4 + 2 * i], &v))
+        if (!ns_parse_u64(argv[4 + 2 * i], argvlen[4 + 2 * i], &v))
             return false;
-    if (!parse_u64(argv[at], argvlen[at], &l->ncmds) || l->ncmds > NS_EXEC_CMDS_MAX)
+    if (!ns_parse_u64(argv[at], argvlen[at], &l->ncmds) || l->ncmds > NS_EXEC_CMDS_MAX)
         return false;
     l->cmds_at = (int)at;
     at++;
     for (uint64_t i = 0; i < l->ncmds; i++) {
-        if (at >= (uint64_t)argc || !parse_u64(argv[at], argvlen[at], &v) || v == 0 ||
+        if (at >= (uint64_t)argc || !ns_parse_u64(argv[at], argvlen[at], &v) || v == 0 ||
             v > (uint64_t)argc - at - 1)
             return false;
         at += 1 + v;
@@ -136,7 +118,7 @@ static int watches_changed(struct ns_txn *t, char **argv, size_t *argvlen,
     for (uint64_t i = 0; i < l->nwatch && !*changed; i++) {
         int k = l->watch_at + 2 * (int)i;
         uint64_t rev = 0;
-        bool ok = parse_u64(argv[k + 1], argvlen[k + 1], &rev);
+        bool ok = ns_parse_u64(argv[k + 1], argvlen[k + 1], &rev);
         NS_ASSERT(ok); /* exec_decode checked it */
         struct newest nw = {false, 0};
         int rc = ns_history(t->n, argv[k], argvlen[k], 0, 1, visit_newest, &nw);
@@ -241,7 +223,7 @@ static int cfg_get_at(struct ns_txn *t, char **argv, size_t *argvlen, struct ns_
     uint64_t rev = 0;
     if (!name_is(argv[2], argvlen[2], "REV"))
         return reply_err(out, RC_BADARG, "syntax error");
-    if (!parse_u64(argv[3], argvlen[3], &rev))
+    if (!ns_parse_u64(argv[3], argvlen[3], &rev))
         return reply_err(out, RC_BADARG, "value is not an integer or out of range");
     if (rev > t->n->revision) {
         int rc = ns_reply_set_error(out, RC_BADARG,
@@ -366,7 +348,7 @@ int ns_exec_apply(struct ns_txn *t, int argc, char **argv, size_t *argvlen,
     int at = l.cmds_at + 1;
     for (uint64_t i = 0; rc == RC_OK && i < l.ncmds; i++) {
         uint64_t n = 0;
-        bool ok = parse_u64(argv[at], argvlen[at], &n);
+        bool ok = ns_parse_u64(argv[at], argvlen[at], &n);
         NS_ASSERT(ok);
         NS_ASSERT(n >= 1);
         rc = run_one(t, (int)n, &argv[at + 1], &argvlen[at + 1], &out->elem[i]);

@@ -117,7 +117,6 @@ int gov_reserve(void **arr, size_t *cap, size_t need, size_t sz);
 int gov_err(struct ns_reply *out, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 bool gov_arg_is(const char *a, size_t alen, const char *word);
-bool gov_parse_u64(const char *s, size_t len, uint64_t *v);
 /* Replace t->detail_buf with a formatted string and return it (NULL on OOM). */
 char *gov_own_text(struct ns_txn *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

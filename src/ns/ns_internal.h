@@ -223,6 +223,10 @@ int ns_histmeta_decode(const void *buf, size_t len, struct ns_histmeta *m);
 void ns_histgroup_encode(uint64_t compact_rev, uint8_t *buf); /* NS_HIST_GROUP_LEN */
 int ns_histgroup_decode(const void *buf, size_t len, uint64_t *compact_rev);
 
+/* Strict unsigned decimal as commands take it (IFVERSION, REV, ids): 1..20 digits, no sign
+ * or spaces, no overflow. */
+bool ns_parse_u64(const char *s, size_t len, uint64_t *v);
+
 /* Big-endian integers. */
 void ns_put_u64(uint8_t *p, uint64_t v);
 uint64_t ns_get_u64(const uint8_t *p);

@@ -268,3 +268,20 @@ int ns_histgroup_decode(const void *buf, size_t len, uint64_t *compact_rev)
     *compact_rev = ns_get_u64(p + 1);
     return RC_OK;
 }
+
+bool ns_parse_u64(const char *s, size_t len, uint64_t *v)
+{
+    if (len == 0 || len > 20)
+        return false;
+    uint64_t x = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        uint64_t d = (uint64_t)(s[i] - '0');
+        if (x > (UINT64_MAX - d) / 10)
+            return false;
+        x = x * 10 + d;
+    }
+    *v = x;
+    return true;
+}

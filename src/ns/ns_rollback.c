@@ -75,7 +75,7 @@ static int parse_args(struct rb *r, int argc, char **argv, size_t *argvlen, bool
         bool to = gov_arg_is(a, alen, "TO"), rev = gov_arg_is(a, alen, "REV");
         if ((to || rev) && i + 1 < argc && !*has_to && !*has_rev) {
             uint64_t v = 0;
-            if (!gov_parse_u64(argv[i + 1], argvlen[i + 1], &v))
+            if (!ns_parse_u64(argv[i + 1], argvlen[i + 1], &v))
                 return gov_err(out, RC_BADARG, "value is not an integer or out of range");
             *(to ? &r->snap_id : &r->target) = v;
             *(to ? has_to : has_rev) = true;

@@ -65,23 +65,6 @@ bool gov_arg_is(const char *a, size_t alen, const char *word)
     return alen == wlen && strncasecmp(a, word, wlen) == 0;
 }
 
-bool gov_parse_u64(const char *s, size_t len, uint64_t *v)
-{
-    if (len == 0 || len > 20)
-        return false;
-    uint64_t x = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-        uint64_t d = (uint64_t)(s[i] - '0');
-        if (x > (UINT64_MAX - d) / 10)
-            return false;
-        x = x * 10 + d;
-    }
-    *v = x;
-    return true;
-}
-
 char *gov_own_text(struct ns_txn *t, const char *fmt, ...)
 {
     va_list ap;

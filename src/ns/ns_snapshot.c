@@ -312,7 +312,7 @@ int ns_cmd_snapshot_del(struct ns_txn *t, int argc, char **argv, size_t *argvlen
         return gov_err(out, RC_BADARG,
                        "wrong number of arguments for 'cfg.snapshot.del' command");
     uint64_t id = 0;
-    if (!gov_parse_u64(argv[1], argvlen[1], &id))
+    if (!ns_parse_u64(argv[1], argvlen[1], &id))
         return gov_err(out, RC_BADARG, "value is not an integer or out of range");
     struct ns_gov_txn *g = NULL;
     int rc = snap_txn(t, &g);
