@@ -48,12 +48,15 @@ check() { # name expected got
 field() { # k section field
   cli "$1" INFO "$2" | tr -d '\r' | sed -n "s/^$3://p"
 }
-leader() { # index of the node reporting role:master, waiting up to 10 s
-  local k
+leader() { # index of the one node reporting role:master, waiting up to 10 s (right after a
+  # start or a failover a deposed leader may report master until it hears the new term)
+  local k found n
   for _ in $(seq 100); do
+    found="" n=0
     for k in "$@"; do
-      [ "$(field "$k" replication role)" = master ] && { echo "$k"; return 0; }
+      [ "$(field "$k" replication role)" = master ] && { found=$k; n=$((n + 1)); }
     done
+    [ "$n" -eq 1 ] && { echo "$found"; return 0; }
     sleep 0.1
   done
   return 1
