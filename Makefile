@@ -71,11 +71,16 @@ WORKLOAD_OBJ := $(call obj,$(wildcard tests/fault/workload*.c))
 LINCHECK := $(BUILD)/lincheck
 WORKLOAD := $(BUILD)/nemesis-workload
 LINCHECK_TEST := $(BUILD)/tests/test_lincheck
+# The nemesis suite's helpers (tests/fault/nemesis/): an NFQUEUE delay/reorder program and
+# an LD_PRELOAD disk-fault shim (built without the sanitizers: it is preloaded into the
+# plain server).
+NEMDELAY := $(BUILD)/nemdelay
+NEMFS := $(BUILD)/nemfs.so
 
-.PHONY: all test test-fast test-asan sim fuzz clean check-purity
+.PHONY: all test test-fast test-asan sim fuzz clean check-purity nemesis
 
 all: $(SERVER) bin/raftconf-server $(UNIT_BIN) $(ITEST_BIN) $(if $(SIM_SRC),$(SIM)) \
-     $(CTEST_BIN) $(PROXY) $(LINCHECK) $(WORKLOAD) $(LINCHECK_TEST)
+     $(CTEST_BIN) $(PROXY) $(NEMDELAY) $(NEMFS) $(LINCHECK) $(WORKLOAD) $(LINCHECK_TEST)
 
 bin/raftconf-server: $(SERVER)
 	@mkdir -p bin
@@ -115,6 +120,15 @@ $(PROXY): $(BUILD)/tests/fault/tcpproxy.o
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^
 
+$(NEMDELAY): $(BUILD)/tests/fault/nemesis/nemdelay.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -lnetfilter_queue -lnfnetlink
+
+$(NEMFS): tests/fault/nemesis/nemfs.c
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -fsanitize% -fno-sanitize% -MMD -MP,$(CFLAGS)) -fPIC -shared \
+	  -o $@ $< -ldl -lpthread
+
 $(LINCHECK): $(BUILD)/tests/fault/lincheck_main.o $(LINCHECK_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ -ljansson
@@ -141,6 +155,13 @@ STEPS ?= 2000
 sim: $(SIM)
 	$(SIM) --seeds $(SEEDS) --steps $(STEPS)
 
+# The nemesis matrix on real clusters in network namespaces (root; see docs/testing.md):
+#   make nemesis DURATION=120 [SEED=7] [SCENARIOS="partition kill"]
+DURATION ?= 120
+nemesis: all
+	RAFTCONF_BUILD=$(abspath $(BUILD)) tests/fault/nemesis/matrix.sh --duration-s $(DURATION) \
+	  $(if $(SEED),--seed $(SEED)) $(if $(SCENARIOS),--scenarios "$(SCENARIOS)")
+
 test-fast: all check-purity
 	BUILD=$(BUILD) scripts/run-tests.sh
 
@@ -166,3 +187,4 @@ clean:
 	rm -rf build build-asan build-fuzz bin
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
