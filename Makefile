@@ -188,3 +188,10 @@ clean:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
+# Benchmarks (docs/performance.md): raftconf next to Redis and etcd in one run, and a CPU
+# profile of a leader under load. Not part of `make test`.
+.PHONY: bench bench-profile
+bench:
+	bench/run.sh
+bench-profile:
+	bench/profile.sh
