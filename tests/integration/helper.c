@@ -771,3 +771,28 @@ char *itest_call(struct itest_conn *c, const char *line)
     itest_reply_free(r);
     return s;
 }
+
+char *itest_sprintf(const char *fmt, ...)
+{
+    static char buf[8][512];
+    static int i;
+    i = (i + 1) % 8;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf[i], sizeof buf[i], fmt, ap);
+    va_end(ap);
+    return buf[i];
+}
+
+int itest_connect_pair(int port, struct itest_conn **r2, struct itest_conn **r3)
+{
+    *r2 = itest_connect(port);
+    *r3 = itest_connect(port);
+    struct itest_reply *h = *r3 ? itest_call_r(*r3, "HELLO 3") : NULL;
+    bool ok = *r2 && h && h->type == IT_MAP;
+    itest_reply_free(h);
+    if (!ok)
+        fprintf(stderr, "itest: connecting to port %d (RESP2 + RESP3 after HELLO 3) failed\n",
+                port);
+    return ok ? 0 : -1;
+}

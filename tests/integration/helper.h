@@ -97,6 +97,13 @@ struct itest_conn {
     int timeout_ms;          /* per read; default 5000 */
     bool eof;
 };
+/* printf into one of 8 rotating static buffers (512 bytes each): for building command
+ * lines inline, e.g. itest_call(c, itest_sprintf("CFG.GET %s REV %d", k, r)). */
+char *itest_sprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Open two connections to port: *r2 stays on RESP2, *r3 is switched to RESP3 with HELLO 3.
+ * Returns 0, or -1 (message on stderr) when a connection or HELLO 3 fails. */
+int itest_connect_pair(int port, struct itest_conn **r2, struct itest_conn **r3);
+
 /* Connect to 127.0.0.1:port (bounded). NULL on failure. */
 struct itest_conn *itest_connect(int port);
 void itest_close(struct itest_conn *c);

@@ -25,22 +25,14 @@ static void start_with(const char *const *extra)
     if (rc != 0)
         itest_log_tail(&srv, 40);
     cr_assert_eq(rc, 0, "server %s did not start", itest_bin());
-    c2 = itest_connect(srv.port);
-    c3 = itest_connect(srv.port);
-    cr_assert(c2 && c3, "connect to port %d", srv.port);
-    struct itest_reply *h = itest_call_r(c3, "HELLO 3");
-    cr_assert(h && h->type == IT_MAP, "HELLO 3 must answer a map");
-    itest_reply_free(h);
+    cr_assert_eq(itest_connect_pair(srv.port, &c2, &c3), 0);
 }
 
 static void reconnect(void)
 {
     itest_close(c2);
     itest_close(c3);
-    c2 = itest_connect(srv.port);
-    c3 = itest_connect(srv.port);
-    cr_assert(c2 && c3);
-    itest_reply_free(itest_call_r(c3, "HELLO 3"));
+    cr_assert_eq(itest_connect_pair(srv.port, &c2, &c3), 0);
 }
 
 static void setup(void) { start_with(NULL); }
@@ -51,19 +43,6 @@ static void teardown(void)
     itest_close(c3);
     c2 = c3 = NULL;
     itest_fini();
-}
-
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-    static char buf[4][512];
-    static int i;
-    i = (i + 1) % 4;
-    va_list ap;
-    va_start(ap, f);
-    vsnprintf(buf[i], sizeof buf[i], f, ap);
-    va_end(ap);
-    return buf[i];
 }
 
 static void call_ok(struct itest_conn *c, const char *const *argv)
@@ -126,7 +105,7 @@ static void audit_body(struct itest_conn *c, bool r3)
     cr_assert_null(fstr(x, "new"));
     long long rev1 = fint(e1, "revision");
     itest_reply_free(r);
-    r = itest_call_r(c, fmt("CFG.AUDIT /cfg/ SINCE %lld COUNT 1", rev1));
+    r = itest_call_r(c, itest_sprintf("CFG.AUDIT /cfg/ SINCE %lld COUNT 1", rev1));
     cr_assert(r && r->n == 1 && fint(r->elem[0], "revision") == rev1 + 2, "%s", itest_fmt(r));
     itest_reply_free(r);
     char *t = itest_call(c, "CFG.AUDIT / ACTOR nobody");
@@ -171,7 +150,7 @@ static void tamper_on_disk(const char *dir, long long rev)
 Test(audit, verify_passes_then_finds_a_record_altered_on_disk)
 {
     for (int i = 0; i < 6; i++)
-        call_ok(c3, (const char *const[]){"SET", fmt("/v/%d", i % 2), fmt("value-%d", i), NULL});
+        call_ok(c3, (const char *const[]){"SET", itest_sprintf("/v/%d", i % 2), itest_sprintf("value-%d", i), NULL});
     struct itest_reply *r = itest_call_r(c3, "CFG.AUDIT.VERIFY");
     cr_assert(r && r->type == IT_MAP, "%s", itest_fmt(r));
     cr_assert_eq(fint(r, "ok"), 1, "%s", itest_fmt(r));
@@ -224,7 +203,7 @@ Test(audit, file_sink_resumes_without_gaps_or_duplicates)
     remove(path);
     start_with((const char *const[]){"--audit-file", path, NULL});
     for (int i = 0; i < 3; i++)
-        call_ok(c3, (const char *const[]){"SET", "/f/k", fmt("%d", i), NULL});
+        call_ok(c3, (const char *const[]){"SET", "/f/k", itest_sprintf("%d", i), NULL});
     call_ok(c3, (const char *const[]){"DEL", "/f/none", NULL}); /* no change: no line */
     long long revs[64];
     int n = file_revs(path, revs, 64);
@@ -236,7 +215,7 @@ Test(audit, file_sink_resumes_without_gaps_or_duplicates)
     cr_assert_eq(itest_restart(&srv, (const char *const[]){"--audit-file", path, NULL}), 0);
     reconnect();
     for (int i = 0; i < 2; i++)
-        call_ok(c3, (const char *const[]){"MSET", "/f/a", "1", "/f/b", fmt("%d", i), NULL});
+        call_ok(c3, (const char *const[]){"MSET", "/f/a", "1", "/f/b", itest_sprintf("%d", i), NULL});
     n = file_revs(path, revs, 64);
     cr_assert_eq(n, 5, "every revision once");
     for (int i = 0; i < n; i++)

@@ -26,12 +26,7 @@ static void start_with(const char *const *extra)
     if (rc != 0)
         itest_log_tail(&srv, 40);
     cr_assert_eq(rc, 0, "server %s did not start", itest_bin());
-    conn2 = itest_connect(srv.port);
-    conn3 = itest_connect(srv.port);
-    cr_assert(conn2 && conn3, "connect to port %d", srv.port);
-    struct itest_reply *h = itest_call_r(conn3, "HELLO 3");
-    cr_assert(h && h->type == IT_MAP, "HELLO 3 must answer a map");
-    itest_reply_free(h);
+    cr_assert_eq(itest_connect_pair(srv.port, &conn2, &conn3), 0);
 }
 
 static void setup(void) { start_with(NULL); }
@@ -75,19 +70,6 @@ static long long cfg_set(struct itest_conn *c, const char *line)
 }
 
 /* A formatted command or expected reply (rotating static buffers). */
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-    static char buf[4][160];
-    static int i;
-    i = (i + 1) % 4;
-    va_list ap;
-    va_start(ap, f);
-    vsnprintf(buf[i], sizeof buf[i], f, ap);
-    va_end(ap);
-    return buf[i];
-}
-
 static void check_item(const struct itest_reply *it, bool r3, long long rev, long long version,
                        const char *type, const char *value)
 {
@@ -121,8 +103,8 @@ static void history_body(struct itest_conn *c, bool r3)
 
     /* reads as of each revision */
     const char *nil = r3 ? "_" : "$nil";
-    ITEST_EXPECT(c, fmt("CFG.GET /h/k REV %lld", r1 - 1), nil);
-    struct itest_reply *g = itest_call_r(c, fmt("CFG.GET /h/k REV %lld", r1 + 1));
+    ITEST_EXPECT(c, itest_sprintf("CFG.GET /h/k REV %lld", r1 - 1), nil);
+    struct itest_reply *g = itest_call_r(c, itest_sprintf("CFG.GET /h/k REV %lld", r1 + 1));
     cr_assert(g && g->type == (r3 ? IT_MAP : IT_ARRAY), "CFG.GET REV shape: %s", itest_fmt(g));
     cr_assert_eq(g->n, 10, "same pairs as CFG.GET: %s", itest_fmt(g));
     cr_assert_str_eq(field_str(g, "value"), "a");
@@ -130,12 +112,12 @@ static void history_body(struct itest_conn *c, bool r3)
     cr_assert_eq(field_int(g, "create_revision"), r1);
     cr_assert_eq(field_int(g, "mod_revision"), r1);
     itest_reply_free(g);
-    g = itest_call_r(c, fmt("CFG.GET /h/k REV %lld", r2));
+    g = itest_call_r(c, itest_sprintf("CFG.GET /h/k REV %lld", r2));
     cr_assert_str_eq(field_str(g, "value"), "b");
     cr_assert_eq(field_int(g, "version"), 2);
     itest_reply_free(g);
-    ITEST_EXPECT(c, fmt("CFG.GET /h/k REV %lld", r4), nil);
-    g = itest_call_r(c, fmt("CFG.GET /h/k rev %lld", r5));
+    ITEST_EXPECT(c, itest_sprintf("CFG.GET /h/k REV %lld", r4), nil);
+    g = itest_call_r(c, itest_sprintf("CFG.GET /h/k rev %lld", r5));
     cr_assert_str_eq(field_str(g, "value"), "c");
     cr_assert_eq(field_int(g, "version"), 1, "re-created: version 1 again");
     cr_assert_eq(field_int(g, "create_revision"), r5);
@@ -150,17 +132,17 @@ static void history_body(struct itest_conn *c, bool r3)
     check_item(h->elem[2], r3, r2, 2, "set", "b");
     check_item(h->elem[3], r3, r1, 1, "set", "a");
     itest_reply_free(h);
-    h = itest_call_r(c, fmt("CFG.HISTORY /h/k COUNT 2 BEFORE %lld", r5));
+    h = itest_call_r(c, itest_sprintf("CFG.HISTORY /h/k COUNT 2 BEFORE %lld", r5));
     cr_assert(h && h->type == IT_ARRAY && h->n == 2, "a page of two: %s", itest_fmt(h));
     check_item(h->elem[0], r3, r4, 0, "del", NULL);
     check_item(h->elem[1], r3, r2, 2, "set", "b");
     itest_reply_free(h);
-    ITEST_EXPECT(c, fmt("CFG.HISTORY /h/k BEFORE %lld", r1), "[]");
+    ITEST_EXPECT(c, itest_sprintf("CFG.HISTORY /h/k BEFORE %lld", r1), "[]");
     ITEST_EXPECT(c, "CFG.HISTORY /h/nope", "[]");
 
     /* errors */
-    ITEST_EXPECT(c, fmt("CFG.GET /h/k REV %lld", r5 + 100),
-                 fmt("-ERR revision %lld is in the future; current revision is %lld", r5 + 100,
+    ITEST_EXPECT(c, itest_sprintf("CFG.GET /h/k REV %lld", r5 + 100),
+                 itest_sprintf("-ERR revision %lld is in the future; current revision is %lld", r5 + 100,
                      r5));
     ITEST_EXPECT(c, "CFG.GET /h/k REV", "-ERR syntax error");
     ITEST_EXPECT(c, "CFG.GET /h/k AT 1", "-ERR syntax error");
@@ -200,22 +182,22 @@ Test(hist, compacted_with_small_retention, .init = setup_small, .fini = teardown
     cr_assert_eq(field_int(h->elem[0], "revision"), r4);
     cr_assert_eq(field_int(h->elem[1], "revision"), r3);
     itest_reply_free(h);
-    ITEST_EXPECT(c, fmt("CFG.GET /c/k REV %lld", r1), fmt("-COMPACTED oldest=%lld", r3));
-    ITEST_EXPECT(c, fmt("CFG.GET /c/k REV %lld", r3 - 1), fmt("-COMPACTED oldest=%lld", r3));
-    ITEST_EXPECT(conn3, fmt("CFG.GET /c/k REV %lld", r1), fmt("-COMPACTED oldest=%lld", r3));
-    struct itest_reply *g = itest_call_r(c, fmt("CFG.GET /c/k REV %lld", r3));
+    ITEST_EXPECT(c, itest_sprintf("CFG.GET /c/k REV %lld", r1), itest_sprintf("-COMPACTED oldest=%lld", r3));
+    ITEST_EXPECT(c, itest_sprintf("CFG.GET /c/k REV %lld", r3 - 1), itest_sprintf("-COMPACTED oldest=%lld", r3));
+    ITEST_EXPECT(conn3, itest_sprintf("CFG.GET /c/k REV %lld", r1), itest_sprintf("-COMPACTED oldest=%lld", r3));
+    struct itest_reply *g = itest_call_r(c, itest_sprintf("CFG.GET /c/k REV %lld", r3));
     cr_assert_str_eq(field_str(g, "value"), "v3");
     itest_reply_free(g);
     /* a deletion counts as a version */
     ITEST_EXPECT(c, "DEL /c/k", ":1");
-    ITEST_EXPECT(c, fmt("CFG.GET /c/k REV %lld", r3), fmt("-COMPACTED oldest=%lld", r4));
-    ITEST_EXPECT(c, fmt("CFG.GET /c/k REV %lld", r4 + 1), "$nil");
+    ITEST_EXPECT(c, itest_sprintf("CFG.GET /c/k REV %lld", r3), itest_sprintf("-COMPACTED oldest=%lld", r4));
+    ITEST_EXPECT(c, itest_sprintf("CFG.GET /c/k REV %lld", r4 + 1), "$nil");
     /* via redis-cli style client (hiredis): the error text */
     redisContext *rc = redisConnect("127.0.0.1", srv.port);
     cr_assert(rc && !rc->err);
     redisReply *r = redisCommand(rc, "CFG.GET /c/k REV %lld", r1);
     cr_assert(r && r->type == REDIS_REPLY_ERROR, "an error reply");
-    cr_assert_str_eq(r->str, fmt("COMPACTED oldest=%lld", r4));
+    cr_assert_str_eq(r->str, itest_sprintf("COMPACTED oldest=%lld", r4));
     freeReplyObject(r);
     redisFree(rc);
 }
@@ -234,7 +216,7 @@ Test(hist, history_survives_a_restart, .init = setup, .fini = teardown, .timeout
     cr_assert_eq(rc, 0);
     conn2 = itest_connect(srv.port);
     cr_assert(conn2);
-    struct itest_reply *g = itest_call_r(conn2, fmt("CFG.GET /r/k REV %lld", r1));
+    struct itest_reply *g = itest_call_r(conn2, itest_sprintf("CFG.GET /r/k REV %lld", r1));
     cr_assert_str_eq(field_str(g, "value"), "one");
     itest_reply_free(g);
     struct itest_reply *h = itest_call_r(conn2, "CFG.HISTORY /r/k");

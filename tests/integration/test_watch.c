@@ -20,10 +20,7 @@ static struct itest_conn *c2, *c3;
 
 static void connect_both(void)
 {
-    c2 = itest_connect(srv.port);
-    c3 = itest_connect(srv.port);
-    cr_assert(c2 && c3, "connect to port %d", srv.port);
-    itest_reply_free(itest_call_r(c3, "HELLO 3"));
+    cr_assert_eq(itest_connect_pair(srv.port, &c2, &c3), 0);
 }
 
 static void start_with(const char *const *extra)
@@ -47,19 +44,6 @@ static void teardown(void)
     itest_close(c3);
     c2 = c3 = NULL;
     itest_fini();
-}
-
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-    static char buf[4][256];
-    static int i;
-    i = (i + 1) % 4;
-    va_list ap;
-    va_start(ap, f);
-    vsnprintf(buf[i], sizeof buf[i], f, ap);
-    va_end(ap);
-    return buf[i];
 }
 
 static long now_ms(void)
@@ -122,7 +106,7 @@ static long long drain(struct itest_conn *c, long long from, int count, struct s
     long long last = from;
     for (int guard = 0; guard < 300; guard++) {
         long long before = last;
-        int n = watch_once(c, fmt("CFG.WATCH /w/ FROM %lld COUNT %d", last, count), got, &last);
+        int n = watch_once(c, itest_sprintf("CFG.WATCH /w/ FROM %lld COUNT %d", last, count), got, &last);
         if (n == 0)
             return last;
         cr_assert_gt(last, before, "progress");
@@ -188,8 +172,8 @@ Test(watch, count_never_splits_a_revision)
     rev_of(c3, "/w/4", "d");
     struct seen got = {0};
     long long last = 0;
-    cr_assert_eq(watch_once(c3, fmt("CFG.WATCH /w/ FROM %lld COUNT 1", r0), &got, &last), 3);
-    cr_assert_eq(watch_once(c3, fmt("CFG.WATCH /w/ FROM %lld COUNT 2", last), &got, &last), 1);
+    cr_assert_eq(watch_once(c3, itest_sprintf("CFG.WATCH /w/ FROM %lld COUNT 1", r0), &got, &last), 3);
+    cr_assert_eq(watch_once(c3, itest_sprintf("CFG.WATCH /w/ FROM %lld COUNT 2", last), &got, &last), 1);
 }
 
 /* One call reads at most 20,000 audit records; a watch whose prefix has no change in them
@@ -214,7 +198,7 @@ Test(watch, a_match_far_past_the_scan_budget_arrives)
     cr_assert_eq(rf, r0 + N + 1);
     struct seen got = {0};
     long long last = 0;
-    cr_assert_eq(watch_once(c3, fmt("CFG.WATCH /far/ FROM %lld", r0), &got, &last), 1);
+    cr_assert_eq(watch_once(c3, itest_sprintf("CFG.WATCH /far/ FROM %lld", r0), &got, &last), 1);
     cr_assert_eq(last, rf);
 }
 
@@ -223,18 +207,18 @@ Test(watch, block_wakes_on_a_change_and_times_out_with_nil)
     long long r0 = rev_of(c2, "/x/a", "1");
     /* Timeout: nil (RESP2 null array), after about the time asked. */
     long t0 = now_ms();
-    char *t = itest_call(c2, fmt("CFG.WATCH /w/ FROM %lld BLOCK 300", r0));
+    char *t = itest_call(c2, itest_sprintf("CFG.WATCH /w/ FROM %lld BLOCK 300", r0));
     long took = now_ms() - t0;
     cr_assert_str_eq(t, "*nil");
     free(t);
     cr_assert(took >= 250 && took < 3000, "BLOCK 300 took %ld ms", took);
-    t = itest_call(c3, fmt("CFG.WATCH /w/ FROM %lld BLOCK 5000 COUNT", r0));
+    t = itest_call(c3, itest_sprintf("CFG.WATCH /w/ FROM %lld BLOCK 5000 COUNT", r0));
     cr_assert(t[0] == '-', "COUNT without a value is a syntax error: %s", t);
     free(t);
     /* A change elsewhere does not wake it; one under the prefix does. */
     struct itest_reply *r;
     t0 = now_ms();
-    const char *argv[] = {"CFG.WATCH", "/w/", "FROM", fmt("%lld", r0), "BLOCK", "5000", NULL};
+    const char *argv[] = {"CFG.WATCH", "/w/", "FROM", itest_sprintf("%lld", r0), "BLOCK", "5000", NULL};
     cr_assert_eq(itest_send_argv(c3, 6, argv, NULL), 0);
     rev_of(c2, "/x/b", "2");
     long long rw = rev_of(c2, "/w/hit", "yes");
@@ -253,7 +237,7 @@ Test(watch, a_blocked_watch_holds_back_later_commands)
     const char *pipe = "*6\r\n$9\r\nCFG.WATCH\r\n$3\r\n/w/\r\n$4\r\nFROM\r\n";
     char buf[256];
     int n = snprintf(buf, sizeof buf, "%s$%zu\r\n%lld\r\n$5\r\nBLOCK\r\n$3\r\n400\r\n"
-                     "*1\r\n$4\r\nPING\r\n", pipe, strlen(fmt("%lld", r0)), r0);
+                     "*1\r\n$4\r\nPING\r\n", pipe, strlen(itest_sprintf("%lld", r0)), r0);
     long t0 = now_ms();
     cr_assert_eq(itest_send_raw(c2, buf, (size_t)n), 0);
     char *t = itest_read_fmt(c2);
@@ -288,12 +272,12 @@ Test(watch_small, compacted_below_the_retained_audit)
 {
     long long r = 0;
     for (int i = 0; i < 10; i++)
-        r = rev_of(c2, "/w/k", fmt("%d", i));
+        r = rev_of(c2, "/w/k", itest_sprintf("%d", i));
     char *t = itest_call(c2, "CFG.WATCH /w/ FROM 0");
-    cr_assert_str_eq(t, fmt("-COMPACTED oldest=%lld", r - 4));
+    cr_assert_str_eq(t, itest_sprintf("-COMPACTED oldest=%lld", r - 4));
     free(t);
     struct seen got = {0};
     long long last = 0;
-    cr_assert_eq(watch_once(c2, fmt("CFG.WATCH /w/ FROM %lld", r - 5), &got, &last), 5);
+    cr_assert_eq(watch_once(c2, itest_sprintf("CFG.WATCH /w/ FROM %lld", r - 5), &got, &last), 5);
     cr_assert_eq(last, r);
 }
