@@ -35,15 +35,6 @@
 #include "rc.h"
 #include "server.h"
 
-/* Stays on in release builds (STYLE.md): a failed check is a bug in raftconf. */
-#define ASSERT(x)                                                                       \
-    do {                                                                                \
-        if (!(x)) {                                                                     \
-            fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__, #x);   \
-            abort();                                                                    \
-        }                                                                               \
-    } while (0)
-
 #define EXEC_HEAD_ARGS 4u /* "EXEC", format, W, C (ns.h) */
 #define NUM_MAX 24        /* a decimal u64 and its NUL */
 
@@ -331,8 +322,8 @@ static void exec_propose(struct client *c, struct cslot *s, uint32_t group)
 {
     struct client_multi *m = &c->multi;
     size_t argc = EXEC_HEAD_ARGS + 2 * m->nwatch + m->argc;
-    ASSERT(argc <= NS_EXEC_ARGS_MAX); /* checked while queueing */
-    ASSERT(m->active);
+    SRV_ASSERT(argc <= NS_EXEC_ARGS_MAX); /* checked while queueing */
+    SRV_ASSERT(m->active);
     char **argv = malloc(argc * sizeof *argv);
     size_t *lens = malloc(argc * sizeof *lens);
     char *nums = malloc((m->nwatch + 2) * NUM_MAX);

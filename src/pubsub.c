@@ -9,7 +9,7 @@
  * index in both arrays, so removing a pair is O(1) from either side; finding a pair scans
  * the shorter of the two arrays.
  *
- * Invariants (checked by ASSERT on the paths that touch them):
+ * Invariants (checked by SRV_ASSERT on the paths that touch them):
  *   - e->subs[i]->ie == i and e->subs[i]->e == e; pc->subs[k][i]->ic == i;
  *   - an entry in a map has n_subs >= 1; a client's ps_client exists only while it holds
  *     at least one subscription;
@@ -30,14 +30,6 @@
 #include "glob.h"
 #include "log.h"
 #include "server.h"
-
-#define ASSERT(x)                                                                       \
-    do {                                                                                \
-        if (!(x)) {                                                                     \
-            fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__, #x);   \
-            abort();                                                                    \
-        }                                                                               \
-    } while (0)
 
 enum { K_CHAN = 0, K_PAT = 1 };
 
@@ -128,7 +120,7 @@ static struct ps_entry *map_add(struct ps_map *m, const char *name, size_t len, 
 
 static void map_del(struct ps_map *m, struct ps_entry *e)
 {
-    ASSERT(e->n_subs == 0);
+    SRV_ASSERT(e->n_subs == 0);
     struct ps_entry **p = &m->b[e->hash & (m->n_b - 1)];
     while (*p != e)
         p = &(*p)->next;
@@ -191,8 +183,8 @@ static struct ps_sub *pair_find(const struct ps_client *pc, int k, const struct 
 static void pair_remove(struct pubsub *ps, struct ps_client *pc, int k, struct ps_sub *x)
 {
     struct ps_entry *e = x->e;
-    ASSERT(x->ie < e->n_subs && e->subs[x->ie] == x);
-    ASSERT(x->ic < pc->n[k] && pc->subs[k][x->ic] == x);
+    SRV_ASSERT(x->ie < e->n_subs && e->subs[x->ie] == x);
+    SRV_ASSERT(x->ic < pc->n[k] && pc->subs[k][x->ic] == x);
     uint32_t last = --e->n_subs;
     if (x->ie != last) {
         e->subs[x->ie] = e->subs[last];
@@ -340,7 +332,7 @@ void pubsub_client_free(struct client *c)
         while (pc->n[k] > 0)
             pair_remove(c->srv->pubsub, pc, k, pc->subs[k][pc->n[k] - 1]);
     client_trim(c);
-    ASSERT(c->pubsub == NULL);
+    SRV_ASSERT(c->pubsub == NULL);
 }
 
 size_t pubsub_client_channels(const struct client *c)
@@ -429,7 +421,7 @@ static size_t deliver_entry(struct ps_entry *e, const char *pat, size_t plen, co
     resp_buf_init(&fr.f[0]);
     resp_buf_init(&fr.f[1]);
     for (uint32_t i = 0; i < e->n_subs; i++) {
-        ASSERT(e->subs[i]->e == e);
+        SRV_ASSERT(e->subs[i]->e == e);
         deliver(&fr, e->subs[i]->c);
     }
     resp_buf_free(&fr.f[0]);

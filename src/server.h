@@ -19,8 +19,20 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include "config.h"
+
+/* Stays on in release builds (STYLE.md): a failed check is a bug in raftconf, not bad
+ * input (bad input gets an error reply). */
+#define SRV_ASSERT(x)                                                                   \
+    do {                                                                                \
+        if (!(x)) {                                                                     \
+            fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__, #x);   \
+            abort();                                                                    \
+        }                                                                               \
+    } while (0)
 
 struct event_base;
 struct event;
