@@ -39,7 +39,9 @@
 #include "rc.h"
 
 #define PST_CACHE_VALUE_MAX ((size_t)16 * 1024)
-#define PST_CACHE_ENTRY_OVERHEAD 48u
+/* What one row costs besides its key and value bytes: the entry struct and three malloc
+ * headers (entry, key, value), so max_bytes bounds the real heap use. */
+#define PST_CACHE_ENTRY_OVERHEAD (sizeof(struct centry) + 3 * 16u)
 
 struct centry {
     struct centry *next;
