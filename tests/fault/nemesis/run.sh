@@ -32,16 +32,16 @@ source "$HERE/faults.sh"
 declare -A SCEN=(
     [partition]="partition-leader partition-split partition-bridge partition-asym"
     [net]="loss dup delay"
-    [kill]="kill"
+    [kill]="kill kill member"
     [pause]="pause"
     [clock]="clock-jump clock-skew"
     [member]="member member loss pause"
-    [disk-loss]="disk-crash disk-crash disk-crash-all"
+    [disk-loss]="disk-crash disk-crash disk-crash-all disk-eio disk-freeze disk-full"
     [disk]="disk-eio disk-freeze disk-full"
     [mix]="partition-leader partition-split partition-asym loss dup delay kill pause clock-jump
            clock-skew disk-crash disk-eio disk-freeze disk-full"
 )
-declare -A FEAT=([clock]=faketime [disk-loss]=diskshim [disk]="diskshim fulldisk"
+declare -A FEAT=([clock]=faketime [disk-loss]="diskshim fulldisk" [disk]="diskshim fulldisk"
                  [mix]="faketime diskshim fulldisk")
 SCEN_ORDER="partition net kill pause clock member disk-loss disk mix"
 
