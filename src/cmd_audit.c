@@ -186,13 +186,7 @@ void cmd_cfg_audit(struct client *c, struct cslot *s, int argc, char **argv, siz
     if (rc == RC_COMPACTED) { /* pruned records: list from the oldest retained one */
         rc = ns_audit_scan(ns, oldest, audit_visit, &q, &oldest);
     }
-    if (rc != RC_OK) {
-        cmd_reply_rc(s, rc, NULL);
-    } else {
-        resp_w_array(cmd_out(s), q.n);
-        resp_buf_append(cmd_out(s), tmp.data, tmp.len);
-    }
-    resp_buf_free(&tmp);
+    cmd_reply_listing(s, rc, q.n, &tmp);
 }
 
 /* ------------------------------------------------------------------ CFG.AUDIT.VERIFY */

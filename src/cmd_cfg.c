@@ -218,13 +218,7 @@ void cmd_cfg_history(struct client *c, struct cslot *s, int argc, char **argv, s
     struct hist_ctx h = {.out = &tmp, .proto = c->proto};
     int rc = ns ? ns_history(ns, argv[1], len[1], before, (size_t)count, visit_version, &h)
                 : RC_OK;
-    if (rc != RC_OK) {
-        cmd_reply_rc(s, rc, NULL);
-    } else {
-        resp_w_array(cmd_out(s), h.n);
-        resp_buf_append(cmd_out(s), tmp.data, tmp.len);
-    }
-    resp_buf_free(&tmp);
+    cmd_reply_listing(s, rc, h.n, &tmp);
 }
 
 struct list_ctx {

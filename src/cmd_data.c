@@ -253,13 +253,7 @@ void cmd_keys(struct client *c, struct cslot *s, int argc, char **argv, size_t *
     size_t pfx = glob_literal_prefix(argv[1], len[1]);
     int rc = ns_scan(ns_for(c, NULL, 0), argv[1], pfx, NULL, 0, 0, false, visit_match, &m,
                      NULL, NULL);
-    if (rc != RC_OK) {
-        cmd_reply_rc(s, rc, NULL);
-    } else {
-        resp_w_array(cmd_out(s), m.n);
-        resp_buf_append(cmd_out(s), tmp.data, tmp.len);
-    }
-    resp_buf_free(&tmp);
+    cmd_reply_listing(s, rc, m.n, &tmp);
 }
 
 static uint64_t cursor_put(struct server *srv, char *key_take, size_t klen)

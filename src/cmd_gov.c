@@ -155,13 +155,7 @@ void cmd_cfg_schema_list(struct client *c, struct cslot *s, int argc, char **arg
     int rc = ns ? ns_schema_list(ns, argc == 2 ? argv[1] : NULL, argc == 2 ? len[1] : 0,
                                  visit_pattern, &l)
                 : RC_OK;
-    if (rc != RC_OK) {
-        cmd_reply_rc(s, rc, NULL);
-    } else {
-        resp_w_array(cmd_out(s), l.n);
-        resp_buf_append(cmd_out(s), tmp.data, tmp.len);
-    }
-    resp_buf_free(&tmp);
+    cmd_reply_listing(s, rc, l.n, &tmp);
 }
 
 /* ------------------------------------------------------------------ snapshots */
@@ -237,13 +231,7 @@ void cmd_cfg_snapshots(struct client *c, struct cslot *s, int argc, char **argv,
     int rc = ns ? ns_snapshots(ns, argc == 2 ? argv[1] : NULL, argc == 2 ? len[1] : 0,
                                visit_snapshot, &x)
                 : RC_OK;
-    if (rc != RC_OK) {
-        cmd_reply_rc(s, rc, NULL);
-    } else {
-        resp_w_array(cmd_out(s), x.n);
-        resp_buf_append(cmd_out(s), tmp.data, tmp.len);
-    }
-    resp_buf_free(&tmp);
+    cmd_reply_listing(s, rc, x.n, &tmp);
 }
 
 /* ------------------------------------------------------------------ rollback */

@@ -240,6 +240,17 @@ void cmd_reply_rc(struct cslot *s, int rc, const char *msg)
     resp_w_errorf(&s->out, "%s %s", rc_prefix(rc), msg ? msg : rc_message(rc));
 }
 
+void cmd_reply_listing(struct cslot *s, int rc, long long n, struct resp_buf *tmp)
+{
+    if (rc != RC_OK) {
+        cmd_reply_rc(s, rc, NULL);
+    } else {
+        resp_w_array(cmd_out(s), n);
+        resp_buf_append(cmd_out(s), tmp->data, tmp->len);
+    }
+    resp_buf_free(tmp);
+}
+
 void cmd_render_reply(struct resp_buf *b, int proto, const struct ns_reply *r)
 {
     switch (r->type) {

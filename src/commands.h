@@ -68,6 +68,9 @@ struct resp_buf *cmd_out(struct cslot *s);
 int cmd_proto(const struct client *c);
 /* Reply an error built from an RC_* code: "-<prefix> <msg or default message>". */
 void cmd_reply_rc(struct cslot *s, int rc, const char *msg);
+/* Finish a listing whose elements were collected in tmp: the error of rc when it is not
+ * RC_OK, else an array of n elements made of tmp's bytes. tmp is freed either way. */
+void cmd_reply_listing(struct cslot *s, int rc, long long n, struct resp_buf *tmp);
 /* Render an ns reply tree as RESP for protocol proto. */
 void cmd_render_reply(struct resp_buf *b, int proto, const struct ns_reply *r);
 /* Parse a whole decimal long long; false if not an integer. */
