@@ -603,8 +603,12 @@ static int copy_staged(struct node *n, uint32_t group)
     return rc;
 }
 
-/* Requests whose fate the snapshot hides: writes appended at or below its index (or not
- * yet known) may or may not be in the installed state. */
+/* Requests whose fate the snapshot hides: writes appended at or below `index` (or not yet
+ * known) may or may not be in the installed state. `index` is the installed state's own
+ * applied index, not the snapshot's: the sender streams its current state, which may be
+ * newer, and the entries in between are never applied here one by one, so a write appended
+ * among them would otherwise look replaced ("another entry applied at its index") and be
+ * proposed again, applying it twice. */
 static void fail_hidden_requests(struct node *n, struct group *g, raft_index index)
 {
     struct req *next;
@@ -653,7 +657,8 @@ int node_snap_install(struct node *n, struct group *g, const struct raft_snapsho
     stage_free(g->stage);
     g->stage = NULL;
     g->stage_cleanup = true;
-    fail_hidden_requests(n, g, m->index);
+    uint64_t state_index = ns_applied_index(g->ns);
+    fail_hidden_requests(n, g, state_index > m->index ? state_index : m->index);
     return RC_OK;
 }
 

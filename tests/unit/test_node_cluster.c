@@ -52,6 +52,7 @@ struct net {
     int corrupt_next;          /* flip a byte in the next N streams' second chunk */
     int reopen_slot;           /* restart this slot right after it installed (-1: none) */
     bool mute_data[MAXN];      /* drop this slot's outgoing data-group messages */
+    bool fail_streams;         /* snapshot streams fail before their first chunk */
     int reopens;
 };
 
@@ -239,7 +240,10 @@ static void deliver(struct net *net)
         int to = slot_of(batch[i].m.to);
         bool muted = batch[i].group == NODE_GROUP_DATA && net->mute_data[batch[i].from];
         if (up(net, to) && up(net, batch[i].from) && !muted) {
-            if (batch[i].m.type == RAFT_MSG_SNAPSHOT)
+            if (batch[i].m.type == RAFT_MSG_SNAPSHOT && net->fail_streams)
+                node_report_snapshot(net->t[batch[i].from].n, batch[i].group,
+                                     batch[i].m.to, false);
+            else if (batch[i].m.type == RAFT_MSG_SNAPSHOT)
                 stream_snapshot(net, &batch[i], to);
             else
                 node_step(net->t[to].n, batch[i].group, &batch[i].m);
@@ -802,6 +806,61 @@ Test(node_cluster, corrupt_chunk_is_refused_and_a_clean_retry_succeeds)
     wait_value(&net, 3, "/k39", "value-39");
     cr_assert_eq(net.corrupt_chunks, 1, "the corrupt chunk was not refused");
     cr_assert_geq(net.streams[NODE_GROUP_DATA], 1);
+    net_close(&net);
+}
+
+/* A follower that fell behind the leader's compacted log catches up by a snapshot, and the
+ * state streamed is the leader's current one, newer than the snapshot's index. A write the
+ * follower forwarded meanwhile, appended by the leader at an index inside that gap, is in
+ * the installed state but its entry is never applied on the follower (ns is already past
+ * it). It must not be taken for "another entry won that index" and proposed again: that
+ * applied it twice (version 2), which the nemesis suite saw as a non-linearizable history.
+ * Its client hears OK or TIMEOUT (outcome unknown), and the key has version 1 everywhere. */
+Test(node_cluster, write_inside_an_installed_snapshot_is_never_proposed_again)
+{
+    struct net net;
+    net_open(&net, 3, 3, 20);
+    int l = wait_both_leader(&net);
+    int f = (l + 1) % 3;
+    net.t[f].cut = true;
+    write_many(&net, l, 0, 60); /* compacted past everything the follower has */
+    struct raft_status st;
+    node_raft_status(net.t[l].n, NODE_GROUP_DATA, &st);
+    cr_assert_gt(st.snapshot.index, 20, "leader never compacted");
+    net.fail_streams = true; /* the follower hears the leader, but no snapshot gets through */
+    net.t[f].cut = false;
+    for (int i = 0; i < 10; i++)
+        net_turn(&net, 50);
+    cr_assert_eq(node_leader(net.t[f].n, NODE_GROUP_DATA), (raft_id)(l + 1));
+    char *argv[] = {"SET", "/dup", "once"};
+    size_t argvlen[] = {3, 4, 4};
+    struct done d = {0};
+    int rc;
+    cr_assert_neq(node_write(net.t[f].n, NODE_GROUP_DATA, NULL, 3, argv, argvlen, now_ms,
+                             on_done, &d, &rc), 0, "write refused: %d", rc);
+    for (int i = 0; i < 40 && !has_value(net.t[l].n, "/dup", "once"); i++)
+        net_turn(&net, 20);
+    cr_assert(has_value(net.t[l].n, "/dup", "once"), "the leader never applied the write");
+    struct req *r = net.t[f].n->head;
+    while (r && r->kind != REQ_WRITE)
+        r = r->next;
+    cr_assert(r && r->state == RS_APPENDED, "the follower does not know where it was appended");
+    net.fail_streams = false; /* now the snapshot (newer than its index) is installed */
+    for (int i = 0; i < 400 && d.calls == 0; i++)
+        net_turn(&net, 50);
+    for (int i = 0; i < 40; i++)
+        net_turn(&net, 50);
+    cr_assert_eq(d.calls, 1, "the write was never answered");
+    cr_assert(d.rc == RC_OK || d.rc == RC_TIMEOUT, "rc %d: a definite failure", d.rc);
+    cr_assert_geq(net.streams[NODE_GROUP_DATA], 1, "no snapshot was installed");
+    for (int i = 0; i < 3; i++) {
+        struct ns_kv kv;
+        cr_assert_eq(ns_get(node_ns(net.t[i].n, NODE_GROUP_DATA), "/dup", 4, &kv), RC_OK);
+        cr_assert_eq(kv.version, 1, "node %d: the write was applied %llu times", i + 1,
+                     (unsigned long long)kv.version);
+        ns_kv_clear(&kv);
+    }
+    done_clear(&d);
     net_close(&net);
 }
 
