@@ -45,7 +45,7 @@ run_suite() { # name cmd...
     grep -a -E '\[FAIL\]|Assertion|CRASH|ERROR: AddressSanitizer|runtime error' "$log" | head -20
   else
     if [ $rc -eq 0 ]; then passed=$((passed + 1)); else
-      failed=$((failed + 1)); failed_names+=("$name (rc=$rc)"); tail -30 "$log"; fi
+      failed=$((failed + 1)); failed_names+=("$name (rc=$rc)"); tail -50 "$log"; fi
   fi
 }
 

@@ -197,6 +197,7 @@ nem_start_node() {
         --dir "${DIR[$i]}" --node-id "${ID[$i]}" --cluster-secret "$NEM_SECRET" \
         --initial-cluster "$(nem_initial_cluster "$i")" "${cport_args[@]}" \
         --tick-ms "$NEM_TICK_MS" --election-ticks "$NEM_ELECTION_TICKS" \
+        --snapshot-entries "${NEM_SNAPSHOT_ENTRIES:-10000}" \
         --request-timeout-ms "$NEM_REQUEST_TIMEOUT_MS" \
         </dev/null >>"$NEM_ROOT/n$i.log" 2>&1 &
     PID[$i]=$!

@@ -42,5 +42,13 @@ done
 echo
 echo "==================== nemesis matrix (${duration}s per scenario, $((SECONDS - t_all)) s in all) ===================="
 printf '%s\n' "${rows[@]}"
+# What the checker found, last, where a CI log's tail still shows it.
+for s in $scenarios; do
+    if grep -aq '^  | ' "$out_dir/$s.log"; then
+        echo "---- $s: lincheck findings"
+        grep -a '^  | ' "$out_dir/$s.log" | head -20
+        grep -a '^reproduce:' "$out_dir/$s.log"
+    fi
+done
 echo "logs: $out_dir"
 exit $worst

@@ -18,7 +18,8 @@
 # nemesis-workload, lincheck, nemdelay, nemfs.so, tcpproxy are; default build), NEM_KEEP=1
 # (keep $NEM_ROOT), NEM_FORCE_PROXY=1 (use the 127.0.0.1 + tcpproxy fallback),
 # NEM_WORKLOAD / NEM_LINCHECK (other binaries), NEM_CLIENTS, NEM_KEYS, NEM_TICK_MS and
-# NEM_ELECTION_TICKS (server timers; default the server's own, 50 ms x 5).
+# NEM_ELECTION_TICKS (server timers; default the server's own, 50 ms x 5),
+# NEM_SNAPSHOT_ENTRIES (entries between log compactions; default the server's 10000).
 # Needs root (namespaces, nftables, mounts).
 set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -71,6 +72,9 @@ for f in "$NEM_BIN" "$WORKLOAD" "$LINCHECK" "$NEM_BUILD/nemdelay" "$NEM_BUILD/ne
 done
 # The server's default timers (50 ms x 5: election timeout 250-500 ms), as users run it.
 NEM_TICK_MS=${NEM_TICK_MS:-50} NEM_ELECTION_TICKS=${NEM_ELECTION_TICKS:-5}
+# Entries between log compactions (the server's default is 10000): lower, a node that was
+# cut off catches up by snapshot more often, so the install path is under fault too.
+NEM_SNAPSHOT_ENTRIES=${NEM_SNAPSHOT_ENTRIES:-10000}
 NEM_REQUEST_TIMEOUT_MS=2000
 CLIENT_TIMEOUT_MS=4000
 NEM_RS=$(( seed * 2654435761 + 12345 ))
