@@ -39,6 +39,51 @@
 #include "rc.h"
 #include "server.h"
 
+void peer_limits(const struct server *s, char *buf, size_t cap)
+{
+    const struct srv_config *c = &s->cfg;
+    snprintf(buf, cap,
+             "max-value-size=%llu,history-max-versions=%llu,audit-max-records=%llu,"
+             "snapshots-max=%llu,rollback-max-keys=%llu",
+             (unsigned long long)c->max_value_size, (unsigned long long)c->history_max_versions,
+             (unsigned long long)c->audit_max_records, (unsigned long long)c->snapshots_max,
+             (unsigned long long)c->rollback_max_keys);
+}
+
+const char *peer_limits_differ(const struct server *s, const char *theirs, char *buf,
+                               size_t cap)
+{
+    char ours[PEER_LIMITS_MAX];
+    peer_limits(s, ours, sizeof ours);
+    if (strcmp(ours, theirs) == 0)
+        return NULL;
+    /* Name the first setting that differs ("name=value" items in the same order). */
+    const char *a = ours, *b = theirs;
+    for (;;) {
+        size_t la = strcspn(a, ","), lb = strcspn(b, ",");
+        size_t name = strcspn(a, "=");
+        if (la != lb || memcmp(a, b, la) != 0) {
+            bool same_name = name < la && name < lb && memcmp(a, b, name + 1) == 0;
+            if (same_name)
+                snprintf(buf, cap, "settings that decide how entries apply differ: peer has "
+                         "%.*s, this node %.*s (%.*s must be the same on every node)",
+                         (int)(lb > 64 ? 64 : lb), b, (int)(la - name - 1), a + name + 1,
+                         (int)name, a);
+            else
+                snprintf(buf, cap, "settings that decide how entries apply differ: peer sent "
+                         "'%.64s', this node has '%.*s'", b, (int)la, a);
+            return buf;
+        }
+        if (!a[la] || !b[lb])
+            break;
+        a += la + 1;
+        b += lb + 1;
+    }
+    snprintf(buf, cap, "settings that decide how entries apply differ: peer sent '%.100s', "
+             "this node has '%s'", theirs, ours);
+    return buf;
+}
+
 uint64_t peer_mono_ms(void)
 {
     struct timespec ts;
@@ -236,12 +281,15 @@ static void link_on_event(struct bufferevent *bev, short what, void *ud)
         snprintf(to, sizeof to, "%llu", (unsigned long long)l->id);
         struct resp_buf b;
         resp_buf_init(&b);
-        resp_w_array(&b, 5);
+        char limits[PEER_LIMITS_MAX];
+        peer_limits(pm->srv, limits, sizeof limits);
+        resp_w_array(&b, 6);
         resp_w_bulk_str(&b, "RAFT.HELLO");
         resp_w_bulk_str(&b, PEER_PROTO_TAG);
         resp_w_bulk_str(&b, from);
         resp_w_bulk_str(&b, to);
         resp_w_bulk_str(&b, self);
+        resp_w_bulk_str(&b, limits);
         bufferevent_write(bev, b.data, b.len);
         resp_buf_free(&b);
         l->state = L_HELLO;

@@ -34,7 +34,7 @@
 struct server;
 struct resp_buf;
 
-#define PEER_PROTO_TAG "raftconf/1"
+#define PEER_PROTO_TAG "raftconf/2"
 #define PEER_LINKS_MAX 64             /* destination members tracked */
 #define PEER_CONNS_MAX 128            /* inbound connections */
 #define PEER_BACKOFF_MIN_MS 100

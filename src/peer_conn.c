@@ -109,7 +109,7 @@ static void on_hello(struct pconn *c, struct resp_cmd *cmd)
 {
     struct peer_mgr *pm = c->pm;
     raft_id from, to;
-    if (c->state != C_NEW || cmd->argc != 5 || strcmp(cmd->argv[1], PEER_PROTO_TAG) != 0 ||
+    if (c->state != C_NEW || cmd->argc != 6 || strcmp(cmd->argv[1], PEER_PROTO_TAG) != 0 ||
         !parse_id(cmd->argv[2], &from) || !parse_id(cmd->argv[3], &to)) {
         conn_refuse(c, "bad RAFT.HELLO (protocol " PEER_PROTO_TAG " expected)");
         return;
@@ -119,6 +119,12 @@ static void on_hello(struct pconn *c, struct resp_cmd *cmd)
         snprintf(msg, sizeof msg, "wrong node: this is node %llu",
                  (unsigned long long)pm->srv->cfg.node_id);
         conn_refuse(c, msg);
+        return;
+    }
+    char why[PEER_LIMITS_MAX + 160];
+    if (peer_limits_differ(pm->srv, cmd->argv[5], why, sizeof why)) {
+        LOG_WARNING("peer %llu (%s) refused: %s", (unsigned long long)from, c->addr, why);
+        conn_refuse(c, why);
         return;
     }
     unsigned char nonce[PEER_NONCE_BYTES];

@@ -24,6 +24,17 @@ struct evconnlistener;
 
 enum link_state { L_IDLE = 0, L_CONNECTING, L_HELLO, L_AUTH, L_READY };
 
+/* The settings every replica must share because they decide, at apply time, what an entry
+ * does (a value too large is refused, history and audit records pruned, a rollback target
+ * compacted...): a node whose settings differ would apply the same log differently. Sent
+ * in RAFT.HELLO as "name=value,..." in a fixed order; a peer with other values is refused. */
+#define PEER_LIMITS_MAX 256
+void peer_limits(const struct server *s, char *buf, size_t cap);
+/* NULL when a peer's limits (as sent in its HELLO) equal ours; else a message naming the
+ * first setting that differs, in buf. */
+const char *peer_limits_differ(const struct server *s, const char *theirs, char *buf,
+                               size_t cap);
+
 /* One snapshot being streamed to a destination (one per group at most). */
 struct snap_out {
     bool active;

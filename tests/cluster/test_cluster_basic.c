@@ -7,7 +7,9 @@
  *  - CFG.CLUSTER TRANSFER and then SIGTERM on the leader under a write loop: the loop sees
  *    no error reply and no timeout at all (retrying -TRYAGAIN would hide unavailability, so
  *    any non-OK reply counts). The writers use the nodes that stay up: a client connected
- *    to the node being stopped necessarily loses its connection.
+ *    to the node being stopped necessarily loses its connection;
+ *  - a node restarted with another history-max-versions (a setting that decides how entries
+ *    apply) is refused by its peers and gets no entry until it is restarted with theirs.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -253,4 +255,59 @@ Test(cluster_basic, transfer_and_sigterm_on_leader_lose_no_write, .fini = fini,
             long bad = cl_check_acked(&cl, i, wr, 3);
             CL_ASSERT(&cl, bad == 0, "node %d: %ld acknowledged writes missing", i + 1, bad);
         }
+}
+
+/* ---------------------------------------------------------------- apply settings */
+
+static bool log_has(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    char line[1024];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, needle) != NULL;
+    fclose(f);
+    return found;
+}
+
+/* A node restarted with a setting that decides how entries apply (here
+ * history-max-versions, which prunes history at apply time) different from its peers' would
+ * apply the same log differently. The peers refuse it and it refuses them: it gets no
+ * entry, every node's log says which setting differs, and the other two keep committing.
+ * Restarted with the same settings, it catches up. */
+Test(cluster_basic, node_with_other_apply_settings_is_kept_out_until_fixed, .fini = fini,
+     .timeout = 120)
+{
+    start_or_fail(3, false, NULL);
+    int l = cl_wait_leader(&cl, cl_all(&cl), 10000);
+    CL_ASSERT(&cl, l >= 0, "no leader");
+    int odd = (l + 1) % 3;
+    CL_ASSERT(&cl, cl_term(&cl, odd, 10000) >= 0, "node %d did not stop", odd + 1);
+    const char *more[] = {"--history-max-versions", "50", NULL};
+    CL_ASSERT(&cl, cl_start_node_with(&cl, odd, more) == 0, "node %d did not restart", odd + 1);
+    char buf[200];
+    l = cl_wait_leader(&cl, cl_all(&cl) & ~(1u << odd), 10000);
+    CL_ASSERT(&cl, l >= 0 && l != odd, "the two nodes with the same settings lost their leader");
+    cl_cmd_s(&cl, l, 5000, buf, sizeof buf, "SET apply-settings v1");
+    CL_ASSERT(&cl, strcmp(buf, "+OK") == 0, "SET on the leader: %s", buf);
+    cl_sleep_ms(2 * cl_election_ms(&cl) + 1000);
+    redisContext *rc = cl_connect(&cl, odd, 3000);
+    CL_ASSERT(&cl, rc, "no connection to node %d", odd + 1);
+    redisReply *r = redisCommand(rc, "READONLY");
+    freeReplyObject(r);
+    r = redisCommand(rc, "GET apply-settings");
+    bool missing = r && r->type == REDIS_REPLY_NIL;
+    CL_ASSERT(&cl, missing, "node %d with other settings got the entry: %s", odd + 1,
+              cl_fmt(r, buf, sizeof buf));
+    freeReplyObject(r);
+    redisFree(rc);
+    const char *why = "history-max-versions must be the same on every node";
+    CL_ASSERT(&cl, log_has(cl.node[odd].log, why), "node %d's log does not say why", odd + 1);
+    CL_ASSERT(&cl, log_has(cl.node[l].log, why), "node %d's log does not say why", l + 1);
+    CL_ASSERT(&cl, cl_term(&cl, odd, 10000) >= 0, "node %d did not stop", odd + 1);
+    CL_ASSERT(&cl, cl_start_node(&cl, odd) == 0, "node %d did not restart", odd + 1);
+    CL_ASSERT(&cl, cl_wait_value(&cl, odd, "apply-settings", "v1", 20000),
+              "node %d did not catch up once its settings matched", odd + 1);
 }

@@ -52,9 +52,14 @@ static void mac_hex(const char *secret, const char *nonce, const char *from, con
 
 /* HELLO as node `from` to node 1 and answer the challenge with `secret`; returns the
  * formatted AUTH reply. */
+/* The server's settings that decide how entries apply, as RAFT.HELLO carries them (the
+ * defaults: the test servers set none of them). */
+#define LIMITS "max-value-size=1048576,history-max-versions=100,audit-max-records=1000000," \
+               "snapshots-max=1000,rollback-max-keys=100000"
+
 static char *handshake(struct itest_conn *c, const char *from, const char *secret)
 {
-    const char *hello[] = {"RAFT.HELLO", "raftconf/1", from, "1", "127.0.0.1:1", NULL};
+    const char *hello[] = {"RAFT.HELLO", "raftconf/2", from, "1", "127.0.0.1:1", LIMITS, NULL};
     struct itest_reply *r = itest_callv_r(c, hello);
     cr_assert(r && r->type == IT_BULK && r->len == 32, "HELLO must answer a 32-hex nonce");
     char mac[65];
@@ -90,7 +95,7 @@ Test(peer, client_port_never_runs_raft_commands)
     struct itest_conn *c = itest_connect(srv.port);
     cr_assert(c);
     ITEST_EXPECT_PREFIX(c, "RAFT.MSG abc", "-ERR unknown command 'RAFT.MSG'");
-    ITEST_EXPECT_PREFIX(c, "RAFT.HELLO raftconf/1 2 1 x", "-ERR unknown command");
+    ITEST_EXPECT_PREFIX(c, "RAFT.HELLO raftconf/2 2 1 x " LIMITS, "-ERR unknown command");
     ITEST_EXPECT(c, "PING", "+PONG");
     itest_close(c);
 }
@@ -104,11 +109,44 @@ Test(peer, messages_before_auth_are_refused_and_closed)
     cr_assert(itest_wait_eof(c, 3000), "an unauthenticated peer must be disconnected");
     itest_close(c);
     c = itest_connect(cport); /* a HELLO for another node id */
-    ITEST_EXPECT(c, "RAFT.HELLO raftconf/1 2 7 x", "-ERR wrong node: this is node 1");
+    ITEST_EXPECT(c, "RAFT.HELLO raftconf/2 2 7 x " LIMITS, "-ERR wrong node: this is node 1");
     cr_assert(itest_wait_eof(c, 3000));
     itest_close(c);
     c = itest_connect(cport); /* another protocol */
-    ITEST_EXPECT_PREFIX(c, "RAFT.HELLO raftconf/0 2 1 x", "-ERR bad RAFT.HELLO");
+    ITEST_EXPECT_PREFIX(c, "RAFT.HELLO raftconf/0 2 1 x " LIMITS, "-ERR bad RAFT.HELLO");
+    itest_close(c);
+    c = itest_connect(cport); /* the version before settings were exchanged */
+    ITEST_EXPECT(c, "RAFT.HELLO raftconf/1 2 1 x",
+                 "-ERR bad RAFT.HELLO (protocol raftconf/2 expected)");
+    itest_close(c);
+}
+
+/* A peer whose settings would make it apply the same log differently (a value refused on
+ * one node and stored on another, history pruned sooner...) is refused before the
+ * challenge, with the setting named, and disconnected. */
+Test(peer, peer_with_other_apply_settings_is_refused_naming_the_setting)
+{
+    start_clustered();
+    struct itest_conn *c = itest_connect(cport);
+    cr_assert(c);
+    ITEST_EXPECT(c,
+                 "RAFT.HELLO raftconf/2 2 1 x max-value-size=1048576,history-max-versions=50,"
+                 "audit-max-records=1000000,snapshots-max=1000,rollback-max-keys=100000",
+                 "-ERR settings that decide how entries apply differ: peer has "
+                 "history-max-versions=50, this node 100 (history-max-versions must be the "
+                 "same on every node)");
+    cr_assert(itest_wait_eof(c, 3000), "a peer with other settings must be disconnected");
+    itest_close(c);
+    c = itest_connect(cport);
+    ITEST_EXPECT(c, "RAFT.HELLO raftconf/2 2 1 x max-value-size=1048576",
+                 "-ERR settings that decide how entries apply differ: peer sent "
+                 "'max-value-size=1048576', this node has '" LIMITS "'");
+    itest_close(c);
+    /* The same settings get the challenge. */
+    c = itest_connect(cport);
+    char *got = handshake(c, "2", SECRET);
+    cr_assert_str_eq(got, "+OK");
+    free(got);
     itest_close(c);
 }
 
@@ -125,7 +163,7 @@ Test(peer, wrong_secret_is_refused_and_counted)
     cr_assert_eq(info_field("raft", "peer_auth_failures"), before + 1);
     /* A MAC computed for another nonce (replay) fails the same way. */
     c = itest_connect(cport);
-    const char *hello[] = {"RAFT.HELLO", "raftconf/1", "2", "1", "x", NULL};
+    const char *hello[] = {"RAFT.HELLO", "raftconf/2", "2", "1", "x", LIMITS, NULL};
     char *nonce = itest_callv(c, hello);
     char mac[65];
     mac_hex(SECRET, "00000000000000000000000000000000", "2", "1", mac);
