@@ -172,14 +172,20 @@ void node_take_props_and_reads(struct node *n, struct group *g)
         struct req *r = node_req_find(n, p->ctx);
         if (!r || r->kind != REQ_WRITE || r->state != RS_FORWARDED)
             continue;
+        if (p->err == RAFT_ERR_UNKNOWN_OUTCOME)
+            continue; /* may still commit: stays forwarded, decided at apply or deadline */
+        /* An answer to an earlier attempt (forwarded in an earlier term, requeued since:
+         * that attempt can never commit) says nothing about this one, whose answer is
+         * still to come. Taking its refusal for this attempt's proposed the write a third
+         * time while this attempt was already appended: applied twice. */
+        if (p->term != r->fwd_term)
+            continue;
         if (p->err == RAFT_OK) {
             r->state = RS_APPENDED;
             r->index = p->index;
             r->term = p->term;
             continue;
         }
-        if (p->err == RAFT_ERR_UNKNOWN_OUTCOME)
-            continue; /* may still commit: stays forwarded, decided at apply or deadline */
         node_req_note_err(r, p->err);
         int rc = node_refusal_rc(p->err);
         if (rc)

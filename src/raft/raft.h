@@ -191,6 +191,9 @@ struct raft_prop_result {
     uint64_t ctx;
     int err;          /* RAFT_OK: appended on the leader at index/term (not yet committed) */
     raft_index index;
+    /* The term the proposal was forwarded in (for RAFT_OK also the entry's term); 0 for
+     * UNKNOWN_OUTCOME. A ctx forwarded again after a leader change can get the answer to
+     * its earlier attempt: compare the term to tell them apart. */
     raft_term term;
 };
 

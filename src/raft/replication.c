@@ -440,24 +440,29 @@ void rr_step_propose(struct raft *r, const struct raft_msg *m)
     if (rc) {
         resp.reject = true;
         resp.err = (uint16_t)rc;
+        resp.log_term = m->term; /* which attempt this answers: the term it was sent in */
     }
     rr_send(r, &resp);
 }
 
 void rr_step_propose_resp(struct raft *r, const struct raft_msg *m)
 {
+    /* m->log_term is the term the proposal was forwarded in (an accepted one's entry has
+     * that term too). fwd_props holds only this term's forwards, and the application may
+     * forward the same ctx again in a later term: an answer to an earlier term's attempt
+     * must not take the current attempt off the list. */
     size_t i = 0;
-    while (i < r->fwd_props.n && r->fwd_props.v[i] != m->ctx) i++;
-    if (i < r->fwd_props.n) {
+    while (m->log_term == r->term && i < r->fwd_props.n && r->fwd_props.v[i] != m->ctx) i++;
+    if (m->log_term == r->term && i < r->fwd_props.n) {
         memmove(&r->fwd_props.v[i], &r->fwd_props.v[i + 1],
                 (r->fwd_props.n - i - 1) * sizeof(uint64_t));
         r->fwd_props.n--;
     }
     /* A late answer (the proposal was already reported UNKNOWN_OUTCOME) is delivered too:
      * it turns an unknown outcome into a known one; the application ignores ctx it does not
-     * know. */
+     * know, and an answer whose term is not that of its latest attempt. */
     if (m->reject)
-        rr_push_prop(r, m->ctx, m->err ? m->err : RAFT_ERR_DROPPED, 0, 0);
+        rr_push_prop(r, m->ctx, m->err ? m->err : RAFT_ERR_DROPPED, 0, m->log_term);
     else
         rr_push_prop(r, m->ctx, RAFT_OK, m->index, m->log_term);
 }

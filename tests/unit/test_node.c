@@ -710,6 +710,9 @@ struct cluster {
     struct cl_msg *q;
     size_t nq;
     bool cut[CL_N]; /* a cut node neither sends nor receives */
+    bool hold_props; /* forwarded proposals wait in `held` until cl_release */
+    struct cl_msg held[16];
+    size_t n_held;
 };
 
 struct cl_port {
@@ -726,7 +729,9 @@ static void cl_send(void *ud, uint32_t group, const struct raft_msg *m)
     if (to < 0 || to >= CL_N || c->cut[p->slot] || c->cut[to])
         return;
     cr_assert_lt(c->nq, CL_QUEUE_MAX);
-    struct cl_msg *q = &c->q[c->nq++];
+    cr_assert_lt(c->n_held, 16);
+    struct cl_msg *q = c->hold_props && m->type == RAFT_MSG_PROPOSE ? &c->held[c->n_held++]
+                                                                     : &c->q[c->nq++];
     q->from = p->slot;
     q->to = to;
     q->group = group;
@@ -768,6 +773,19 @@ static void cl_open(struct cluster *c, uint32_t request_timeout_ms)
     }
 }
 
+/* Queue the held proposals addressed to slot `to` (-1: all) for delivery. */
+static void cl_release(struct cluster *c, int to)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < c->n_held; i++) {
+        if (to < 0 || c->held[i].to == to)
+            c->q[c->nq++] = c->held[i];
+        else
+            c->held[keep++] = c->held[i];
+    }
+    c->n_held = keep;
+}
+
 static void cl_close(struct cluster *c)
 {
     for (int i = 0; i < CL_N; i++) {
@@ -776,6 +794,8 @@ static void cl_close(struct cluster *c)
     }
     for (size_t i = 0; i < c->nq; i++)
         cl_msg_free(&c->q[i]);
+    for (size_t i = 0; i < c->n_held; i++)
+        cl_msg_free(&c->held[i]);
     free(c->q);
 }
 
@@ -927,6 +947,50 @@ Test(node, forwarded_write_lost_with_its_leader_is_proposed_again)
     for (int i = 0; i < 40; i++)
         cl_turn(&c, 50);
     expect_applied_once(&c, "/fwd-lost");
+    done_clear(&d);
+    cl_close(&c);
+}
+
+/* A refusal that answers an EARLIER attempt of a write must not be taken for the answer to
+ * the current one. The follower forwards a write in term T; the message is held up; the
+ * leader changes, the follower applies an entry of term T+1 and forwards the write again
+ * (attempt 2). Then the held attempt 1 reaches the old leader, now a follower, which
+ * refuses it ("not appended"). Taken as the answer to attempt 2, that refusal made the
+ * follower forward a third time while attempt 2 was already appended: the write applied
+ * twice at consecutive indexes (the nemesis suite's "net" scenario found it). */
+Test(node, stale_refusal_of_an_earlier_attempt_does_not_send_the_write_again)
+{
+    struct cluster c;
+    cl_open(&c, 60000);
+    int l = cl_wait_leader(&c, -1);
+    int f = (l + 1) % CL_N, g = (l + 2) % CL_N;
+    c.hold_props = true;
+    struct done d = {0};
+    int rc;
+    cr_assert_neq(submit_set(c.n[f], "/stale", "v", &d, &rc), 0, "refused: %d", rc);
+    cl_turn(&c, 10);
+    cr_assert_eq(c.n_held, 1, "attempt 1 was not forwarded");
+    /* Leadership moves to g while attempt 1 is still on its way to l. */
+    cr_assert_eq(node_transfer(c.n[l], (raft_id)(g + 1)), RC_OK);
+    for (int i = 0; i < 20 && c.n_held < 2; i++)
+        cl_turn(&c, 50);
+    cr_assert_eq(cl_leader(&c, -1), g, "leadership did not move");
+    cr_assert_eq(c.n_held, 2, "attempt 2 was not forwarded to the new leader");
+    cr_assert_eq(c.held[1].to, g);
+    struct raft_status st;
+    node_raft_status(c.n[l], NODE_GROUP_DATA, &st);
+    cr_assert_eq(st.role, RAFT_FOLLOWER);
+    cl_release(&c, l); /* attempt 1 arrives: the old leader refuses it */
+    cl_turn(&c, 10);
+    c.hold_props = false;
+    cl_release(&c, -1);
+    for (int i = 0; i < 100 && d.calls == 0; i++)
+        cl_turn(&c, 20);
+    for (int i = 0; i < 20; i++)
+        cl_turn(&c, 50);
+    cr_assert_eq(d.calls, 1, "the write was never answered");
+    cr_assert_eq(d.rc, RC_OK, "rc %d", d.rc);
+    expect_applied_once(&c, "/stale");
     done_clear(&d);
     cl_close(&c);
 }
