@@ -234,6 +234,10 @@ void node_tick(struct node *n, uint64_t now_ms)
         } else {
             n->last_tick_ms += ticks * tick_ms;
         }
+    } else if (n->last_tick_ms - now_ms > tick_ms) {
+        /* The clock went back (a monotonic clock should not; a faked or broken one can):
+         * count from here, or no tick would come until it caught up again. */
+        n->last_tick_ms = now_ms;
     }
     for (uint64_t t = 0; t < ticks; t++) {
         n->ticks++;

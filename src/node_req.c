@@ -358,6 +358,8 @@ void node_expire_requests(struct node *n, uint64_t now_ms)
     struct req *next;
     for (struct req *r = n->head; r; r = next) {
         next = r->next;
+        if (r->deadline_ms > now_ms + n->cfg.request_timeout_ms)
+            r->deadline_ms = now_ms + n->cfg.request_timeout_ms; /* the clock went back */
         if (r->deadline_ms <= now_ms && r->state != RS_DEFERRED)
             req_expire(n, r);
     }

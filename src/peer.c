@@ -448,6 +448,9 @@ static void snap_pump(struct peer_mgr *pm, struct link *l, uint32_t group)
     char gs[12];
     snprintf(gs, sizeof gs, "%u", group);
     if (so->sent) { /* waiting for the receiver's confirmation */
+        /* The clock went back: no confirmation is due later than the timeout from now. */
+        if (so->ack_deadline_ms > peer_mono_ms() + PEER_SNAP_ACK_TIMEOUT_MS)
+            so->ack_deadline_ms = peer_mono_ms() + PEER_SNAP_ACK_TIMEOUT_MS;
         if (peer_mono_ms() >= so->ack_deadline_ms) {
             LOG_WARNING("peer %llu: snapshot of group %u not confirmed in time",
                         (unsigned long long)l->id, group);
@@ -524,6 +527,8 @@ static void link_turn_end(struct peer_mgr *pm, struct link *l, uint64_t now)
     for (uint32_t g = 0; g < NODE_GROUPS; g++)
         want |= l->snap[g].active;
     if (l->state == L_IDLE) {
+        if (l->next_dial_ms > now + PEER_BACKOFF_MAX_MS)
+            l->next_dial_ms = now; /* the clock went back: no backoff is that long */
         if (want && now >= l->next_dial_ms)
             link_dial(pm, l);
         return;

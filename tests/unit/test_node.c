@@ -1051,6 +1051,30 @@ Test(node, restart_ignores_bootstrap_flags_after_first_start)
     pst_close(e);
 }
 
+/* A clock that goes back (a faked or broken one; the nemesis clock scenario stepped a
+ * node's monotonic clock back by minutes) must not stop the node: it ticks on from the new
+ * reading, so the others still elect a leader in the usual time, and a request's deadline
+ * is never further away than the request timeout. */
+Test(node, clock_going_back_neither_stops_ticks_nor_stretches_deadlines)
+{
+    struct cluster c;
+    cl_open(&c, 3000);
+    int l = cl_wait_leader(&c, -1);
+    c.cut[l] = true;
+    struct done lost = {0};
+    int rc;
+    cr_assert_neq(submit_set(c.n[l], "/back", "1", &lost, &rc), 0, "refused: %d", rc);
+    now_ms -= 60000;
+    int l2 = -1;
+    for (int i = 0; i < 100 && ((l2 = cl_leader(&c, l)) < 0 || lost.calls == 0); i++)
+        cl_turn(&c, 50);
+    cr_assert_geq(l2, 0, "no new leader within 5 s after the clocks went back 60 s");
+    cr_assert_eq(lost.calls, 1, "a 3 s request still waiting 5 s after the clock went back");
+    cr_assert(lost.rc == RC_TIMEOUT || lost.rc == RC_NOQUORUM, "rc %d", lost.rc);
+    done_clear(&lost);
+    cl_close(&c);
+}
+
 Test(node, partitioned_leader_never_serves_a_read_barrier)
 {
     struct cluster c;
