@@ -191,14 +191,15 @@ static void info_raft(struct server *srv, struct resp_buf *b)
          "peer_msgs_dropped:%llu\r\npeer_msgs_bad:%llu\r\npeer_bytes_sent:%llu\r\n"
          "peer_bytes_recv:%llu\r\npeer_auth_failures:%llu\r\npeer_dials:%llu\r\n"
          "peer_dial_failures:%llu\r\nsnapshots_sent:%llu\r\nsnapshots_received:%llu\r\n"
-         "snapshots_failed:%llu\r\n",
+         "snapshots_failed:%llu\r\npeer_conns_in:%llu\r\npeer_conns_refused:%llu\r\n",
          peer_cluster_port(srv), (unsigned long long)ps.msgs_sent,
          (unsigned long long)ps.msgs_recv, (unsigned long long)ps.msgs_dropped,
          (unsigned long long)ps.msgs_bad, (unsigned long long)ps.bytes_sent,
          (unsigned long long)ps.bytes_recv, (unsigned long long)ps.auth_failures,
          (unsigned long long)ps.dials, (unsigned long long)ps.dial_failures,
          (unsigned long long)ps.snaps_sent, (unsigned long long)ps.snaps_recv,
-         (unsigned long long)ps.snaps_failed);
+         (unsigned long long)ps.snaps_failed, (unsigned long long)ps.conns_in,
+         (unsigned long long)ps.conns_refused);
     addf(b, "fsyncs:%llu\r\nentries_written:%llu\r\n\r\n",
          (unsigned long long)node_fsyncs(srv->node),
          (unsigned long long)node_entries_written(srv->node));

@@ -647,8 +647,10 @@ bool peer_out_pending(const struct server *s)
 void peer_stats_get(const struct server *s, struct peer_stats *out)
 {
     memset(out, 0, sizeof *out);
-    if (s->peers)
+    if (s->peers) {
         *out = s->peers->st;
+        out->conns_in = s->peers->n_conns;
+    }
 }
 
 void peer_link_info(const struct server *s, raft_id id, struct peer_link_info *out)

@@ -53,6 +53,8 @@ struct peer_stats {
     uint64_t msgs_bad;     /* received but malformed / bad checksum / wrong sender */
     uint64_t auth_failures, dials, dial_failures;
     uint64_t snaps_sent, snaps_recv, snaps_failed;
+    uint64_t conns_in;      /* inbound cluster connections open now */
+    uint64_t conns_refused; /* inbound connections closed at once: PEER_CONNS_MAX open */
 };
 
 /* What the transport knows about one member, for INFO. */

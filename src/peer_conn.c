@@ -401,6 +401,10 @@ static void on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct soc
     }
     if (pm->n_conns >= PEER_CONNS_MAX) {
         close(fd);
+        if (pm->st.conns_refused++ % 100 == 0)
+            LOG_WARNING("cluster port: %zu connections open, refusing %s:%d (%llu refused)",
+                        (size_t)pm->n_conns, host, port,
+                        (unsigned long long)pm->st.conns_refused);
         return;
     }
     struct resp_limits lim;

@@ -203,7 +203,13 @@ nem_log "all faults healed; waiting for every node to be healthy"
 healthy=1
 nem_wait_healthy $(( recover_s + 20 )) || healthy=0
 if [ $healthy = 1 ]; then nem_log "cluster healthy (leader node $(nem_leader || echo '?'))"
-else nem_log "cluster NOT healthy after healing"; fi
+else
+    nem_log "cluster NOT healthy after healing"
+    for i in $(seq 1 $NEM_NODES); do # what each node thinks, for the report
+        echo "  node $i INFO raft: $(nem_cli "$i" INFO raft | tr -d '\r' | grep -v '^#' |
+            grep -E '^(role|term|leader|commit_index|applied_index|last_index|meta_[a-z_]*|healthy|unhealthy_reason|peer[0-9]+|peer_(msgs_[a-z]*|dial[a-z_]*|conns_in)):' | tr '\n' ' ')"
+    done | tee -a "$NEM_ROOT/events.log"
+fi
 
 wl_deadline=$(( wl_start + duration + 90 ))
 while kill -0 "$NEM_WORKLOAD_PID" 2>/dev/null && [ $SECONDS -lt $wl_deadline ]; do sleep 0.5; done
@@ -224,7 +230,7 @@ echo "==================== nemesis report: $scenario ===================="
 echo "seed:       $seed    duration: ${duration}s    network: $NETMODE    run: $NEM_ID"
 echo "nemeses:    $NEMESES"
 echo "faults:     $n_faults applied ($NEM_RESTARTS restarts, $NEM_SELF_EXITS nodes exited by themselves)"
-grep -E 'FAULT|lost|REMOVE|ADD|PROMOTE|exited by itself|skipped' "$NEM_ROOT/events.log" | sed 's/^/  /'
+grep -E 'FAULT|lost|REMOVE|ADD|PROMOTE|exited by itself|skipped|INFO raft' "$NEM_ROOT/events.log" | sed 's/^/  /'
 echo "operations (f outcome count):"
 if [ -s "$HISTORY" ]; then
     jq -r '[.f // "?", .r // "?"] | join(" ")' "$HISTORY" 2>/dev/null | sort | uniq -c |
