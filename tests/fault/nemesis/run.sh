@@ -36,15 +36,16 @@ declare -A SCEN=(
     [kill]="kill kill member"
     [pause]="pause"
     [clock]="clock-jump clock-skew"
+    [clock-jump]="clock-jump"
     [member]="member member loss pause"
     [disk-loss]="disk-crash disk-crash disk-crash-all disk-eio disk-freeze disk-full"
     [disk]="disk-eio disk-freeze disk-full"
     [mix]="partition-leader partition-split partition-asym loss dup delay kill pause clock-jump
            clock-skew disk-crash disk-eio disk-freeze disk-full"
 )
-declare -A FEAT=([clock]=faketime [disk-loss]="diskshim fulldisk" [disk]="diskshim fulldisk"
+declare -A FEAT=([clock]=faketime [clock-jump]=faketime [disk-loss]="diskshim fulldisk" [disk]="diskshim fulldisk"
                  [mix]="faketime diskshim fulldisk")
-SCEN_ORDER="partition net kill pause clock member disk-loss disk mix"
+SCEN_ORDER="partition net kill pause clock clock-jump member disk-loss disk mix"
 
 scenario="" duration=60 seed="" only=""
 while [ $# -gt 0 ]; do
