@@ -84,13 +84,6 @@ const char *peer_limits_differ(const struct server *s, const char *theirs, char 
     return buf;
 }
 
-uint64_t peer_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 void peer_mac_hex(const char *secret, const char *nonce, raft_id from, raft_id to,
                   char out[PEER_MAC_HEX + 1])
 {
@@ -153,7 +146,7 @@ static void link_fail(struct peer_mgr *pm, struct link *l, const char *why, bool
     pm->st.msgs_dropped += l->q_msgs;
     resp_buf_reset(&l->q);
     l->q_msgs = 0;
-    l->next_dial_ms = peer_mono_ms() + l->backoff_ms;
+    l->next_dial_ms = srv_mono_ms() + l->backoff_ms;
     l->backoff_ms = l->backoff_ms * 2 > PEER_BACKOFF_MAX_MS ? PEER_BACKOFF_MAX_MS
                                                             : l->backoff_ms * 2;
     for (uint32_t g = 0; g < NODE_GROUPS; g++) {
@@ -306,7 +299,7 @@ static void link_dial(struct peer_mgr *pm, struct link *l)
 {
     char addr[NODE_ADDR_MAX];
     if (!link_addr(pm, l, addr, sizeof addr)) {
-        l->next_dial_ms = peer_mono_ms() + PEER_BACKOFF_MAX_MS;
+        l->next_dial_ms = srv_mono_ms() + PEER_BACKOFF_MAX_MS;
         return;
     }
     snprintf(l->addr, sizeof l->addr, "%s", addr);
@@ -448,10 +441,7 @@ static void snap_pump(struct peer_mgr *pm, struct link *l, uint32_t group)
     char gs[12];
     snprintf(gs, sizeof gs, "%u", group);
     if (so->sent) { /* waiting for the receiver's confirmation */
-        /* The clock went back: no confirmation is due later than the timeout from now. */
-        if (so->ack_deadline_ms > peer_mono_ms() + PEER_SNAP_ACK_TIMEOUT_MS)
-            so->ack_deadline_ms = peer_mono_ms() + PEER_SNAP_ACK_TIMEOUT_MS;
-        if (peer_mono_ms() >= so->ack_deadline_ms) {
+        if (srv_mono_ms() >= so->ack_deadline_ms) {
             LOG_WARNING("peer %llu: snapshot of group %u not confirmed in time",
                         (unsigned long long)l->id, group);
             snap_out_clear(so);
@@ -508,7 +498,7 @@ static void snap_pump(struct peer_mgr *pm, struct link *l, uint32_t group)
             node_snap_src_close(so->src);
             so->src = NULL;
             so->sent = true;
-            so->ack_deadline_ms = peer_mono_ms() + PEER_SNAP_ACK_TIMEOUT_MS;
+            so->ack_deadline_ms = srv_mono_ms() + PEER_SNAP_ACK_TIMEOUT_MS;
             return;
         }
     }
@@ -527,8 +517,6 @@ static void link_turn_end(struct peer_mgr *pm, struct link *l, uint64_t now)
     for (uint32_t g = 0; g < NODE_GROUPS; g++)
         want |= l->snap[g].active;
     if (l->state == L_IDLE) {
-        if (l->next_dial_ms > now + PEER_BACKOFF_MAX_MS)
-            l->next_dial_ms = now; /* the clock went back: no backoff is that long */
         if (want && now >= l->next_dial_ms)
             link_dial(pm, l);
         return;
@@ -558,7 +546,7 @@ void peer_turn_end(struct server *s)
     struct peer_mgr *pm = s->peers;
     if (!pm)
         return;
-    uint64_t now = peer_mono_ms();
+    uint64_t now = srv_mono_ms();
     for (size_t i = 0; i < pm->n_links; i++)
         link_turn_end(pm, pm->links[i], now);
 }

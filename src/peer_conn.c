@@ -199,7 +199,7 @@ static bool decode_msg(struct pconn *c, const char *p, size_t len, uint32_t *gro
     }
     struct link *l = peer_link_get(pm, c->from, true);
     if (l)
-        l->last_rx_ms = peer_mono_ms();
+        l->last_rx_ms = srv_mono_ms();
     pm->st.msgs_recv++;
     return true;
 }

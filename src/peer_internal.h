@@ -104,7 +104,6 @@ struct peer_mgr {
 
 /* peer.c */
 struct link *peer_link_get(struct peer_mgr *pm, raft_id id, bool create);
-uint64_t peer_mono_ms(void);
 /* HMAC-SHA256(secret, "<nonce>|<from>|<to>") as 64 lower-case hex digits + NUL. */
 void peer_mac_hex(const char *secret, const char *nonce, raft_id from, raft_id to,
                   char out[PEER_MAC_HEX + 1]);

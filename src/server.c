@@ -46,11 +46,22 @@ uint64_t srv_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* CLOCK_MONOTONIC in ms, never going back: a step back (a faked or broken clock; the
+ * nemesis clock scenario makes them) is added to an offset, so time goes on from the last
+ * reading, as libevent does for its own timers. Every deadline of the server and the peer
+ * layer is taken from here. Read by the event loop thread only. */
 uint64_t srv_mono_ms(void)
 {
+    static uint64_t last, offset;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    uint64_t now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 + offset;
+    if (now < last) {
+        offset += last - now;
+        now = last;
+    }
+    last = now;
+    return now;
 }
 
 int srv_parse_evbuffer(struct resp_parser *p, struct evbuffer *in, size_t *used,
